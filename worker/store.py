@@ -230,6 +230,8 @@ class PlanStore:
             },
             "stage": staged,
             "sync": self._meta("sync_state") or {},
+            "counts": self._meta("counts"),
+            "status": self._meta("status"),
         }
 
     def stage(self, owner: str, piece: dict[str, Any]) -> None:
@@ -370,7 +372,12 @@ class PlanStore:
             self._set_meta("stage", {**stage, "rebuild": False, "base_version": version})
         else:
             self._set_meta("stage", {**stage, "base_version": version})
-        return {"version": version, "counts": counts}
+        return {
+            "version": version,
+            "counts": counts,
+            "ff_till": self._meta("ff_till"),
+            "rbs_till": self._meta("rbs_till"),
+        }
 
     def _apply_definitions(self) -> None:
         for kind, table in (("ff", "flags"), ("rbs", "rbs")):

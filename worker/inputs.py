@@ -1,0 +1,109 @@
+"""Caller input, checked as Split's SDKs check it.
+
+Each ``parse_*`` returns the value to use or raises ``InputError`` carrying
+the label the evaluation reports and a message a 400 can show.
+
+* A key is a string, a finite number (read as JavaScript prints it), or a
+  ``{"matchingKey", "bucketingKey"}`` object whose two parts follow the same
+  rules. Strings are trimmed; 1 to 250 characters must remain.
+* Attributes are a JSON object or absent.
+* A flag name is a string, trimmed, not empty.
+* Flag-set names are trimmed and lowercased; names Split would reject are
+  dropped, as the SDKs drop them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from worker.matchers import _JS_SPACE, to_string
+from worker.results import Label
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "InputError",
+    "parse_attributes",
+    "parse_flag_name",
+    "parse_flag_sets",
+    "parse_key",
+]
+
+MAX_KEY_LENGTH = 250
+_FLAG_SET = re.compile(r"^[a-z0-9][_a-z0-9]{0,49}$")
+
+
+class InputError(ValueError):
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(message)
+        self.label = label
+        self.message = message
+
+
+def _key_part(raw: Any, what: str) -> str:
+    if isinstance(raw, bool) or raw is None:
+        raise InputError(Label.INVALID_KEY, f"{what} must be a string")
+    if isinstance(raw, int | float):
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise InputError(Label.INVALID_KEY, f"{what} must be a finite number or a string")
+        raw = to_string(raw)
+    if not isinstance(raw, str):
+        raise InputError(Label.INVALID_KEY, f"{what} must be a string")
+    text = raw.strip(_JS_SPACE)
+    if not text:
+        raise InputError(Label.INVALID_KEY, f"{what} must not be empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise InputError(
+            Label.INVALID_KEY, f"{what} is {len(text)} characters; at most {MAX_KEY_LENGTH} allowed"
+        )
+    return text
+
+
+def parse_key(raw: Any, bucketing_key: Any = None) -> tuple[str, str]:
+    """``(matching key, bucketing key)``; the bucketing key defaults to the matching one."""
+    if isinstance(raw, dict):
+        if bucketing_key is not None:
+            raise InputError(
+                Label.INVALID_KEY, "give the bucketing key inside the key object or beside it, not both"
+            )
+        if "matchingKey" not in raw or "bucketingKey" not in raw:
+            raise InputError(
+                Label.INVALID_KEY, "a key object needs both matchingKey and bucketingKey"
+            )
+        return _key_part(raw["matchingKey"], "matchingKey"), _key_part(
+            raw["bucketingKey"], "bucketingKey"
+        )
+    matching = _key_part(raw, "key")
+    if bucketing_key is None:
+        return matching, matching
+    return matching, _key_part(bucketing_key, "bucketingKey")
+
+
+def parse_attributes(raw: Any) -> dict[str, Any] | None:
+    if raw is None or isinstance(raw, dict):
+        return raw
+    raise InputError(
+        Label.INVALID_ATTRIBUTES, f"attributes must be a JSON object, not {type(raw).__name__}"
+    )
+
+
+def parse_flag_name(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise InputError(Label.INVALID_FLAG_NAME, "a flag name must be a string")
+    name = raw.strip(_JS_SPACE)
+    if not name:
+        raise InputError(Label.INVALID_FLAG_NAME, "a flag name must not be empty")
+    return name
+
+
+def parse_flag_sets(raw: Iterable[Any]) -> list[str]:
+    """Valid, lowercased, de-duplicated flag-set names in the order given."""
+    names: dict[str, None] = {}
+    for item in raw:
+        if isinstance(item, str):
+            name = item.strip(_JS_SPACE).lower()
+            if _FLAG_SET.match(name):
+                names[name] = None
+    return list(names)
