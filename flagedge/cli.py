@@ -1,0 +1,221 @@
+"""The ``flagedge`` command.
+
+    flagedge dev   [--plan FILE] [--host H] [--port P] [--state DIR] [--sync-interval S]
+    flagedge sync  [--plan FILE] [--state DIR]
+    flagedge eval  KEY FLAG [--attributes JSON] [--bucketing-key B] [--state DIR]
+
+The plan comes from ``--plan`` when given, else from Split's API when
+``SPLIT_SDK_KEY`` is set, else from the bundled example. Every other setting
+is read from the environment (see the README's settings table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sync import SyncReport, limits_from, make_source, run_sync
+from worker.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+EXAMPLE_PLAN = Path(__file__).resolve().parent.parent / "examples" / "plan.json"
+DEFAULT_STATE = ".flagedge"
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BUSY = 75  # EX_TEMPFAIL: another sync run holds the store; try again
+
+logger = logging.getLogger("flagedge")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "flag_sets", None) is not None:
+        from worker.settings import normalize_flag_sets
+
+        overrides["flag_sets"] = normalize_flag_sets(args.flag_sets.split(","))
+    return Settings.load(os.environ.get, **overrides)
+
+
+def _plan_file(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """``--plan``, else None when an SDK key is set, else the bundled example."""
+    if args.plan:
+        return Path(args.plan)
+    if settings.sdk_key:
+        return None
+    return EXAMPLE_PLAN
+
+
+def _describe(plan_file: Path | None, settings: Settings) -> str:
+    if plan_file is None:
+        return f"Split's API at {settings.sdk_url}"
+    return f"plan file {plan_file}"
+
+
+async def _sync_once(args: argparse.Namespace, settings: Settings) -> SyncReport:
+    from flagedge.local import LocalStore, open_store
+
+    store = LocalStore(open_store(args.state))
+    plan_file = _plan_file(args, settings)
+    async with httpx.AsyncClient() as client:
+        source = make_source(settings, client, plan_file)
+        return await run_sync(source, store, limits=limits_from(settings), flag_sets=settings.flag_sets)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = asyncio.run(_sync_once(args, settings))
+    print(report.line())
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if report.outcome == "busy":
+        return EXIT_BUSY
+    return 0 if report.ok else EXIT_FAILED
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from flagedge.local import open_store
+    from worker.evaluator import Evaluator
+    from worker.plan import Plan
+
+    attributes = None
+    if args.attributes is not None:
+        try:
+            attributes = json.loads(args.attributes)
+        except json.JSONDecodeError as error:
+            print(f"flagedge eval: --attributes is not valid JSON: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        if not isinstance(attributes, dict):
+            print("flagedge eval: --attributes must be a JSON object", file=sys.stderr)
+            return EXIT_USAGE
+
+    from flagedge.local import STORE_FILE
+
+    exists = (Path(args.state) / STORE_FILE).exists()
+    snapshot = open_store(args.state).read_plan(-1, -1) if exists else None
+    plan = Plan.from_snapshot(snapshot) if snapshot and snapshot["version"] else None
+    result = Evaluator(plan).evaluate(
+        args.key, args.flag, attributes, bucketing_key=args.bucketing_key
+    )
+    print(json.dumps({"flag": args.flag, "key": args.key, **result.as_dict()}))
+    if plan is None:
+        print(
+            f"flagedge eval: nothing synced in {args.state}/ yet; run `flagedge sync` first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        asyncio.run(_dev(args, settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _dev(args: argparse.Namespace, settings: Settings) -> None:
+    from flagedge.devserver import DevServer
+    from flagedge.local import LocalStore, open_store
+    from worker.api import App
+    from worker.cache import PlanCache
+
+    store = LocalStore(open_store(args.state))
+    cache = PlanCache(
+        store, interval_s=settings.cache_seconds, max_segment_size=settings.large_segment_size
+    )
+    server = DevServer(App(cache), args.host, args.port)
+    plan_file = _plan_file(args, settings)
+    interval = args.sync_interval
+    if interval is None:
+        interval = 5.0 if plan_file is not None else 60.0
+
+    async with httpx.AsyncClient() as client:
+        source = make_source(settings, client, plan_file)
+
+        async def sync() -> None:
+            report = await run_sync(
+                source, store, limits=limits_from(settings), flag_sets=settings.flag_sets
+            )
+            if report.published:
+                cache.expire()
+
+        port = await server.start()
+        logger.info(
+            "serving http://%s:%d with the plan from %s, re-synced every %gs",
+            args.host, port, _describe(plan_file, settings), interval,
+        )
+        server.every(interval, sync)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flagedge", description="Split feature flags at the edge: local tools."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser, plan: bool = True) -> None:
+        sub.add_argument(
+            "--state", default=DEFAULT_STATE, help="folder of the local store (default .flagedge)"
+        )
+        if plan:
+            sub.add_argument("--plan", help="a rollout plan JSON file instead of Split's API")
+            sub.add_argument("--flag-sets", help="comma-separated flag sets to sync")
+
+    dev = commands.add_parser("dev", help="serve the HTTP API locally")
+    common(dev)
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8787)
+    dev.add_argument(
+        "--sync-interval", type=float, default=None,
+        help="seconds between syncs (default 5 for a plan file, 60 for Split's API)",
+    )
+    dev.set_defaults(run=cmd_dev)
+
+    sync = commands.add_parser("sync", help="sync the plan into the local store once")
+    common(sync)
+    sync.set_defaults(run=cmd_sync)
+
+    evaluate = commands.add_parser("eval", help="evaluate one flag from the local store")
+    common(evaluate, plan=False)
+    evaluate.add_argument("key")
+    evaluate.add_argument("flag")
+    evaluate.add_argument("--attributes", help="a JSON object of attributes")
+    evaluate.add_argument("--bucketing-key")
+    evaluate.set_defaults(run=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet = args.command in ("sync", "eval")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else (logging.WARNING if quiet else logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except SettingsError as error:
+        print(f"flagedge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
