@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +37,20 @@ EXIT_USAGE = 2
 EXIT_BUSY = 75  # EX_TEMPFAIL: another sync run holds the store; try again
 
 logger = logging.getLogger("flagedge")
+
+# Options only the command line has: (flag, default, help); the README's settings
+# table lists them from here.
+LOCAL_OPTIONS = (
+    ("--plan", "", "A rollout plan JSON file instead of Split's API (dev, sync)."),
+    ("--state", DEFAULT_STATE, "Folder of the local store (dev, sync, eval)."),
+    ("--host", "127.0.0.1", "Address `flagedge dev` listens on."),
+    ("--port", "8787", "Port `flagedge dev` listens on."),
+    (
+        "--sync-interval",
+        "",
+        "Seconds between syncs in `flagedge dev` (5 for a file, 60 for Split).",
+    ),
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -69,7 +84,9 @@ async def _sync_once(args: argparse.Namespace, settings: Settings) -> SyncReport
     plan_file = _plan_file(args, settings)
     async with httpx.AsyncClient() as client:
         source = make_source(settings, client, plan_file)
-        return await run_sync(source, store, limits=limits_from(settings), flag_sets=settings.flag_sets)
+        return await run_sync(
+            source, store, limits=limits_from(settings), flag_sets=settings.flag_sets
+        )
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -119,10 +136,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how dev stops
         asyncio.run(_dev(args, settings))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -134,7 +149,10 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
 
     store = LocalStore(open_store(args.state))
     cache = PlanCache(
-        store, interval_s=settings.cache_seconds, max_segment_size=settings.large_segment_size
+        store,
+        interval_s=settings.cache_seconds,
+        max_segment_size=settings.large_segment_size,
+        fallbacks=settings.fallback_treatments,
     )
     server = DevServer(App(cache), args.host, args.port)
     plan_file = _plan_file(args, settings)
@@ -155,7 +173,10 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
         port = await server.start()
         logger.info(
             "serving http://%s:%d with the plan from %s, re-synced every %gs",
-            args.host, port, _describe(plan_file, settings), interval,
+            args.host,
+            port,
+            _describe(plan_file, settings),
+            interval,
         )
         server.every(interval, sync)
         try:
@@ -184,7 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8787)
     dev.add_argument(
-        "--sync-interval", type=float, default=None,
+        "--sync-interval",
+        type=float,
+        default=None,
         help="seconds between syncs (default 5 for a plan file, 60 for Split's API)",
     )
     dev.set_defaults(run=cmd_dev)

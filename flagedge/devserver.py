@@ -109,33 +109,44 @@ class DevServer:
                 elif isinstance(event, h11.Data):
                     body += event.data
                     if len(body) > MAX_BODY:
-                        await self._send(conn, writer, Response.json(
-                            413, {"error": f"request body over {MAX_BODY} bytes"}))
+                        await self._send(
+                            conn,
+                            writer,
+                            Response.json(413, {"error": f"request body over {MAX_BODY} bytes"}),
+                        )
                         return False
                 elif isinstance(event, h11.EndOfMessage):
                     break
         except h11.RemoteProtocolError as error:
             if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                await self._send(conn, writer, Response.json(
-                    400, {"error": f"malformed HTTP request: {error}"}))
+                await self._send(
+                    conn, writer, Response.json(400, {"error": f"malformed HTTP request: {error}"})
+                )
             return False
 
         assert request is not None
         started = time.perf_counter()
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
-                   for name, value in request.headers}
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in request.headers
+        }
         api_request = Request.build(
             request.method.decode("ascii"), request.target.decode("latin-1"), headers, bytes(body)
         )
         response = await self.app.handle(api_request)
         await self._send(conn, writer, response)
         logger.info(
-            "%s %s %d %.2fms", api_request.method, request.target.decode("latin-1"),
-            response.status, (time.perf_counter() - started) * 1000,
+            "%s %s %d %.2fms",
+            api_request.method,
+            request.target.decode("latin-1"),
+            response.status,
+            (time.perf_counter() - started) * 1000,
         )
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
-    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response) -> None:
+    async def _send(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response
+    ) -> None:
         headers = [(k, v) for k, v in response.headers.items()]
         headers.append(("content-length", str(len(response.body))))
         try:

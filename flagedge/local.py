@@ -51,5 +51,7 @@ class LocalStore:
     ) -> dict[str, Any]:
         return self.store.publish(owner, units, piece=piece, now_ms=now_ms)
 
-    async def end_sync(self, owner: str, status: dict[str, Any], sync_state: dict[str, Any]) -> None:
+    async def end_sync(
+        self, owner: str, status: dict[str, Any], sync_state: dict[str, Any]
+    ) -> None:
         self.store.end_sync(owner, status, sync_state)

@@ -244,7 +244,9 @@ class _Run:
         self.sync_state = dict(state.get("sync") or {})
         stage = state.get("stage")
         version = state["version"]
-        if stage and (stage.get("fingerprint") != fingerprint or stage.get("base_version") != version):
+        if stage and (
+            stage.get("fingerprint") != fingerprint or stage.get("base_version") != version
+        ):
             self.budget.take()
             await self.store.discard_stage(self.owner)
             stage = None
@@ -311,15 +313,16 @@ class _Run:
     def _spec(self) -> str:
         configured = getattr(self.source, "spec", "1.3")
         fallback_at = self.sync_state.get("spec_fallback_at")
-        if configured == "1.3" and fallback_at is not None:
-            if self.now_ms() - fallback_at < self.limits.spec_recheck_s * 1000:
-                return "1.1"
+        recent = fallback_at is not None and (
+            self.now_ms() - fallback_at < self.limits.spec_recheck_s * 1000
+        )
+        if configured == "1.3" and recent:
+            return "1.1"
         return str(configured)
 
     def _take_definitions(self, changes: Changes) -> bool:
         changed = False
         for raw in changes.flags:
-            name = raw["name"]
             keep = raw.get("status") != "ARCHIVED"
             if keep and self.flag_sets:
                 sets = raw.get("sets") or ()
@@ -439,7 +442,9 @@ class _Run:
         if units:
             self.budget.take_reserved()
             self.result = await self.store.publish(
-                self.owner, units, piece=self._piece_json() if self.piece else None,
+                self.owner,
+                units,
+                piece=self._piece_json() if self.piece else None,
                 now_ms=self.now_ms(),
             )
             for unit in units:

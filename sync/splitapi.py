@@ -60,7 +60,7 @@ class RetryPolicy:
     def delay(self, attempt: int, jitter: float) -> float:
         """Delay before retry number ``attempt`` (1-based); ``jitter`` in [0, 1)."""
         ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
-        return ceiling / 2 + ceiling / 2 * jitter
+        return float(ceiling / 2 + ceiling / 2 * jitter)
 
 
 def _retry_after(response: httpx.Response, now: float) -> float | None:
@@ -128,7 +128,9 @@ class SplitApi:
             raise BadResponse(f"splitChanges answer rejected: {error}") from error
         if spec != "1.3":
             # Older specs know no rule-based segments: keep their cursor as is.
-            changes = Changes(changes.flags, changes.ff_since, changes.ff_till, [], rb_since, rb_since)
+            changes = Changes(
+                changes.flags, changes.ff_since, changes.ff_till, [], rb_since, rb_since
+            )
         return changes
 
     async def segment_changes(self, name: str, since: int, budget: Budget) -> SegmentChanges:

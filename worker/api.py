@@ -136,7 +136,8 @@ class App:
             if handler is None:
                 allowed = ", ".join(sorted(methods))
                 raise HttpError(
-                    405, f"{request.method} is not allowed on {request.path}; use {allowed}",
+                    405,
+                    f"{request.method} is not allowed on {request.path}; use {allowed}",
                     {"allow": allowed},
                 )
             return await handler(request)

@@ -26,11 +26,9 @@ logger = logging.getLogger("flagedge.worker")
 class PlanReader(Protocol):
     """The store's reader side, awaited (a Durable Object stub or a local store)."""
 
-    async def read_plan(self, known_version: int, max_segment_size: int) -> dict[str, Any] | None: ...
-
-    def expire(self) -> None:
-        """Make the next request revalidate (after a sync in this same process)."""
-        self._fresh_until = float("-inf")
+    async def read_plan(
+        self, known_version: int, max_segment_size: int
+    ) -> dict[str, Any] | None: ...
 
     async def memberships(self, key: str, segments: list[str]) -> list[str]: ...
 

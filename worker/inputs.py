@@ -66,7 +66,8 @@ def parse_key(raw: Any, bucketing_key: Any = None) -> tuple[str, str]:
     if isinstance(raw, dict):
         if bucketing_key is not None:
             raise InputError(
-                Label.INVALID_KEY, "give the bucketing key inside the key object or beside it, not both"
+                Label.INVALID_KEY,
+                "give the bucketing key inside the key object or beside it, not both",
             )
         if "matchingKey" not in raw or "bucketingKey" not in raw:
             raise InputError(

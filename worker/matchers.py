@@ -58,8 +58,10 @@ class Unsupported(Exception):
 
 # -- JavaScript's conversions -------------------------------------------------
 
-_JS_SPACE = " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \
+_JS_SPACE = (
+    " \t\n\v\f\r\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _JS_DECIMAL = re.compile(
     r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)", re.ASCII
 )
@@ -224,6 +226,7 @@ def _js_regex(pattern: str) -> re.Pattern[str] | None:
 
 # -- compilation ------------------------------------------------------------
 
+
 def _data(raw: Mapping[str, Any], field: str) -> Mapping[str, Any] | None:
     data = raw.get(field)
     if data is None:
@@ -361,7 +364,11 @@ def _identity(value: Any) -> Any:
 
 def _build(
     kind: str, raw: Mapping[str, Any], segments: SegmentResolver
-) -> tuple[Callable[[Any, str, Attributes, Evaluation], bool], Callable[[Any], Any], Callable[[str], Any] | None]:
+) -> tuple[
+    Callable[[Any, str, Attributes, Evaluation], bool],
+    Callable[[Any], Any],
+    Callable[[str], Any] | None,
+]:
     """(test, convert attribute, convert key or None) for one matcher type."""
     where = kind
 
@@ -492,7 +499,9 @@ def _semver_input(value: Any) -> Semver | None:
 
 def _build_semver(
     kind: str, raw: Mapping[str, Any]
-) -> tuple[Callable[[Any, str, Attributes, Evaluation], bool], Callable[[Any], Any], Callable[[str], Any]]:
+) -> tuple[
+    Callable[[Any, str, Attributes, Evaluation], bool], Callable[[Any], Any], Callable[[str], Any]
+]:
     never = (lambda v, k, a, e: False), _semver_input, _semver_input
     if kind == "IN_LIST_SEMVER":
         items = _strings(_data(raw, "whitelistMatcherData"), "whitelist", kind)

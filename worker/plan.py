@@ -26,7 +26,7 @@ from worker.results import CONTROL, Label, Result
 from worker.splitdata import DataError, expect_int, iter_matchers
 
 if TYPE_CHECKING:
-    from worker.evaluator import Evaluation
+    pass
 
 __all__ = [
     "Condition",
@@ -50,7 +50,7 @@ class Condition:
         rollout: bool,
         matchers: tuple[Match, ...],
         label: str | None,
-        bounds: tuple[int, ...],
+        bounds: tuple[float, ...],
         results: tuple[Result, ...],
         fixed: Result | None,
     ) -> None:
@@ -110,6 +110,7 @@ class RuleBasedSegment:
 
 # -- compiling ---------------------------------------------------------------
 
+
 def _no_segment(name: str) -> SegmentCheck:
     return lambda key, evaluation: False
 
@@ -126,7 +127,9 @@ def _optional(raw: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
 
 def _references(raw: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """(standard segments, flags, rule-based segments) named by the matchers."""
-    segments, flags, rbs = set(), set(), set()
+    segments: set[str] = set()
+    flags: set[str] = set()
+    rbs: set[str] = set()
     for matcher in iter_matchers(dict(raw)):
         kind = matcher.get("matcherType")
         if kind == "IN_SPLIT_TREATMENT":
@@ -198,7 +201,8 @@ def compile_flag(raw: Any, segments: Callable[[str], SegmentCheck] = _no_segment
         allocation = float(allocation_raw)
     allocation_seed_raw = raw.get("trafficAllocationSeed")
     allocation_seed = (
-        0 if allocation_seed_raw is None
+        0
+        if allocation_seed_raw is None
         else expect_int(allocation_seed_raw, f"{where}.trafficAllocationSeed")
     )
     configurations = _optional(raw, "configurations", dict, where) or {}
@@ -249,9 +253,9 @@ def compile_flag(raw: Any, segments: Callable[[str], SegmentCheck] = _no_segment
             conditions = []
             break
 
-        bounds: list[int] = []
+        bounds: list[float] = []
         results: list[Result] = []
-        total = 0
+        total: float = 0
         for pindex, partition in enumerate(partitions or ()):
             if not isinstance(partition, dict) or not isinstance(partition.get("treatment"), str):
                 raise DataError(f"{cwhere}.partitions[{pindex}] needs a treatment string")
@@ -388,6 +392,7 @@ def check_rule_based_segment(raw: dict[str, Any]) -> str:
 
 
 # -- the plan ----------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class Plan:

@@ -57,7 +57,7 @@ class Semver:
         if not self.pre or not other.pre:
             # A release outranks every pre-release of the same core.
             return (not self.pre) - (not other.pre)
-        for mine, theirs in zip(self.pre, other.pre):
+        for mine, theirs in zip(self.pre, other.pre, strict=False):
             if mine == theirs:
                 continue
             if _is_number(mine) and _is_number(theirs):

@@ -16,7 +16,10 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from worker.evaluator import Fallbacks
 
 __all__ = [
     "SETTINGS",
@@ -32,11 +35,20 @@ DEFAULT_EVENTS_URL = "https://events.split.io/api"
 DEFAULT_TELEMETRY_URL = "https://telemetry.split.io/api"
 
 ImpressionsMode = Literal["OPTIMIZED", "DEBUG", "NONE"]
-Kind = Literal["str", "secret", "int", "float", "bool", "list", "mode", "url", "spec"]
+Kind = Literal["str", "secret", "int", "float", "bool", "list", "mode", "url", "spec", "json"]
 
 _FLAG_SET = re.compile(r"^[a-z0-9][_a-z0-9]{0,49}$")
-_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
-             "false": False, "0": False, "no": False, "off": False, "": False}
+_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+    "": False,
+}
 
 
 class SettingsError(ValueError):
@@ -55,35 +67,128 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("sdk_key", "SPLIT_SDK_KEY", "splitSdkKey", "", "secret",
-            "Split server-side SDK key; without it the plan comes from a plan file."),
-    Setting("sdk_url", "SPLIT_SDK_URL", "splitSdkUrl", DEFAULT_SDK_URL, "url",
-            "Split SDK API base URL (or a Split proxy's)."),
-    Setting("events_url", "SPLIT_EVENTS_URL", "splitEventsUrl", DEFAULT_EVENTS_URL, "url",
-            "Split events API base URL (impressions and events)."),
-    Setting("telemetry_url", "SPLIT_TELEMETRY_URL", "splitTelemetryUrl",
-            DEFAULT_TELEMETRY_URL, "url",
-            "Split telemetry API base URL (unique keys in NONE mode)."),
-    Setting("spec", "SPLIT_SPEC_VERSION", "splitSpecVersion", "1.3", "spec",
-            "splitChanges spec to request: 1.3 (rule-based segments) or 1.1 for old proxies."),
-    Setting("flag_sets", "FLAGEDGE_FLAG_SETS", "flagSets", "", "list",
-            "Comma-separated flag sets to sync; empty syncs every flag.", "--flag-sets"),
-    Setting("impressions_mode", "FLAGEDGE_IMPRESSIONS_MODE", "impressionsMode", "OPTIMIZED",
-            "mode", "OPTIMIZED, DEBUG or NONE, as in Split's SDKs."),
-    Setting("cache_seconds", "FLAGEDGE_CACHE_SECONDS", "cacheSeconds", "5", "float",
-            "How long an isolate serves its cached plan before asking the store for the version."),
-    Setting("large_segment_size", "FLAGEDGE_LARGE_SEGMENT_SIZE", "largeSegmentSize", "5000",
-            "int", "Segments with more keys stay in the Durable Object and are looked up per request."),
-    Setting("sync_subrequests", "FLAGEDGE_SYNC_SUBREQUESTS", "syncSubrequests", "50", "int",
-            "Subrequests one sync run may make (Split API and store calls); 50 fits the free plan."),
-    Setting("sync_seconds", "FLAGEDGE_SYNC_SECONDS", "syncSeconds", "25", "float",
-            "Wall-clock budget of one sync run, in seconds."),
-    Setting("eval_token", "FLAGEDGE_EVAL_TOKEN", "evalToken", "", "secret",
-            "Bearer token the evaluation routes require; empty leaves them open."),
-    Setting("admin_token", "FLAGEDGE_ADMIN_TOKEN", "adminToken", "", "secret",
-            "Bearer token for POST /admin/sync; empty disables the route (403)."),
-    Setting("cors_origins", "FLAGEDGE_CORS_ORIGINS", "corsOrigins", "", "list",
-            "Comma-separated origins allowed to call from browsers; * allows any."),
+    Setting(
+        "sdk_key",
+        "SPLIT_SDK_KEY",
+        "splitSdkKey",
+        "",
+        "secret",
+        "Split server-side SDK key. Locally, without it the plan comes from a plan file.",
+    ),
+    Setting(
+        "sdk_url",
+        "SPLIT_SDK_URL",
+        "splitSdkUrl",
+        DEFAULT_SDK_URL,
+        "url",
+        "Split SDK API base URL (or a Split proxy's).",
+    ),
+    Setting(
+        "events_url",
+        "SPLIT_EVENTS_URL",
+        "splitEventsUrl",
+        DEFAULT_EVENTS_URL,
+        "url",
+        "Split events API base URL (impressions and events).",
+    ),
+    Setting(
+        "telemetry_url",
+        "SPLIT_TELEMETRY_URL",
+        "splitTelemetryUrl",
+        DEFAULT_TELEMETRY_URL,
+        "url",
+        "Split telemetry API base URL (unique keys in NONE mode).",
+    ),
+    Setting(
+        "spec",
+        "SPLIT_SPEC_VERSION",
+        "splitSpecVersion",
+        "1.3",
+        "spec",
+        "splitChanges spec to request: 1.3 (rule-based segments) or 1.1 for old proxies.",
+    ),
+    Setting(
+        "flag_sets",
+        "FLAGEDGE_FLAG_SETS",
+        "flagSets",
+        "",
+        "list",
+        "Comma-separated flag sets to sync; empty syncs every flag.",
+        "--flag-sets",
+    ),
+    Setting(
+        "impressions_mode",
+        "FLAGEDGE_IMPRESSIONS_MODE",
+        "impressionsMode",
+        "OPTIMIZED",
+        "mode",
+        "OPTIMIZED, DEBUG or NONE, as in Split's SDKs.",
+    ),
+    Setting(
+        "fallback_treatments",
+        "FLAGEDGE_FALLBACK_TREATMENTS",
+        "fallbackTreatments",
+        "",
+        "json",
+        'What replaces control: {"global": T, "byFlag": {"flag": T}}, T a treatment '
+        'or {"treatment", "config"}.',
+    ),
+    Setting(
+        "cache_seconds",
+        "FLAGEDGE_CACHE_SECONDS",
+        "cacheSeconds",
+        "5",
+        "float",
+        "How long an isolate serves its cached plan before asking the store for the version.",
+    ),
+    Setting(
+        "large_segment_size",
+        "FLAGEDGE_LARGE_SEGMENT_SIZE",
+        "largeSegmentSize",
+        "5000",
+        "int",
+        "Segments with more keys stay in the Durable Object and are looked up per request.",
+    ),
+    Setting(
+        "sync_subrequests",
+        "FLAGEDGE_SYNC_SUBREQUESTS",
+        "syncSubrequests",
+        "50",
+        "int",
+        "Subrequests one sync run may make (Split API and store calls); 50 fits the free plan.",
+    ),
+    Setting(
+        "sync_seconds",
+        "FLAGEDGE_SYNC_SECONDS",
+        "syncSeconds",
+        "25",
+        "float",
+        "Wall-clock budget of one sync run, in seconds.",
+    ),
+    Setting(
+        "eval_token",
+        "FLAGEDGE_EVAL_TOKEN",
+        "evalToken",
+        "",
+        "secret",
+        "Bearer token the evaluation routes require; empty leaves them open.",
+    ),
+    Setting(
+        "admin_token",
+        "FLAGEDGE_ADMIN_TOKEN",
+        "adminToken",
+        "",
+        "secret",
+        "Bearer token for POST /admin/sync; empty disables the route (403).",
+    ),
+    Setting(
+        "cors_origins",
+        "FLAGEDGE_CORS_ORIGINS",
+        "corsOrigins",
+        "",
+        "list",
+        "Comma-separated origins allowed to call from browsers; * allows any.",
+    ),
 )
 
 _BY_ATTR = {s.attr: s for s in SETTINGS}
@@ -137,6 +242,17 @@ def _parse(setting: Setting, raw: str) -> Any:
         if text not in ("1.1", "1.2", "1.3"):
             raise ValueError(f"{text!r} is not a splitChanges spec (1.1, 1.2 or 1.3)")
         return text
+    if kind == "json":
+        if not text:
+            return None
+        import json
+
+        from worker.evaluator import FallbackError, Fallbacks
+
+        try:
+            return Fallbacks.parse(json.loads(text))
+        except (ValueError, FallbackError) as error:
+            raise ValueError(str(error)) from error
     if kind == "list":
         items = [part.strip() for part in raw.split(",") if part.strip()]
         if setting.attr == "flag_sets":
@@ -156,6 +272,7 @@ class Settings:
     spec: str = "1.3"
     flag_sets: tuple[str, ...] = ()
     impressions_mode: ImpressionsMode = "OPTIMIZED"
+    fallback_treatments: Fallbacks | None = None
     cache_seconds: float = 5.0
     large_segment_size: int = 5000
     sync_subrequests: int = 50

@@ -73,12 +73,14 @@ class Changes:
 
 def _definitions(items: Any, where: str) -> list[dict[str, Any]]:
     items = _expect_list(items, where)
+    checked: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         _expect_dict(item, f"{where}[{index}]")
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise DataError(f"{where}[{index}].name must be a non-empty string")
-    return items
+        checked.append(item)
+    return checked
 
 
 def parse_split_changes(doc: Any) -> Changes:

@@ -19,16 +19,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Row", "Sql", "SqliteSql"]
+__all__ = ["Row", "Rows", "Sql", "SqliteSql"]
 
 T = TypeVar("T")
 Row = Sequence[Any]
+Rows = Sequence[Row]
 
 
 class Sql(Protocol):
     """Statements and transactions; nothing else."""
 
-    def execute(self, query: str, *params: object) -> list[Row]:
+    def execute(self, query: str, *params: object) -> Rows:
         """Run one statement and return every row it produced."""
         ...
 
@@ -59,7 +60,7 @@ class SqliteSql:
         self._lock = threading.RLock()
         self._depth = 0
 
-    def execute(self, query: str, *params: object) -> list[Row]:
+    def execute(self, query: str, *params: object) -> Rows:
         with self._lock:
             return self._db.execute(query, params).fetchall()
 

@@ -113,7 +113,9 @@ class PlanStore:
         """The current plan's version; 0 before the first publication."""
         return int(self._meta("version") or 0)
 
-    def read_plan(self, known_version: int = -1, max_segment_size: int = -1) -> dict[str, Any] | None:
+    def read_plan(
+        self, known_version: int = -1, max_segment_size: int = -1
+    ) -> dict[str, Any] | None:
         """The current plan, or None when it is still ``known_version``.
 
         Segments with more than ``max_segment_size`` keys (when that is not

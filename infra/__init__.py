@@ -1,0 +1,1 @@
+"""flagedge's Pulumi program: a component that deploys the Worker, and its config."""

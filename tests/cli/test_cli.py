@@ -1,0 +1,127 @@
+"""The ``flagedge`` command, run as a user runs it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def flagedge(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SPLIT_", "FLAGEDGE_"))}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "flagedge.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sync_then_eval_uses_the_bundled_example_by_default(tmp_path):
+    synced = flagedge("sync", cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.startswith("sync ok: version 1 (published), flags 8")
+    assert (tmp_path / ".flagedge" / "store.sqlite3").exists()
+
+    evaluated = flagedge("eval", "bob", "beta_banner", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["treatment"] == "on"
+
+    with_attributes = flagedge(
+        "eval", "zed", "free_shipping", "--attributes", '{"cart_total": 75}', cwd=tmp_path
+    )
+    assert json.loads(with_attributes.stdout)["treatment"] == "on"
+
+
+def test_eval_before_any_sync_prints_control_not_ready_and_exits_1(tmp_path):
+    result = flagedge(
+        "eval", "bob", "beta_banner", "--state", str(tmp_path / "empty"), cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["label"] == "not ready"
+    assert "flagedge sync" in result.stderr
+    assert not (tmp_path / "empty").exists()
+
+
+def test_eval_rejects_attributes_that_are_not_an_object(tmp_path):
+    result = flagedge("eval", "bob", "x", "--attributes", "[1]", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "JSON object" in result.stderr
+
+
+def test_sync_of_a_broken_plan_file_fails_and_keeps_the_previous_plan(tmp_path):
+    assert flagedge("sync", cwd=tmp_path).returncode == 0
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"ff": {"d": [{"name": "x"}], "s": -1, "t": 5}}')
+    result = flagedge("sync", "--plan", str(broken), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "sync failed" in result.stdout and "defaultTreatment" in result.stdout
+
+    still = flagedge("eval", "bob", "beta_banner", cwd=tmp_path)
+    assert json.loads(still.stdout)["treatment"] == "on"
+
+
+def test_a_plan_file_naming_a_missing_segment_warns_and_treats_it_as_empty(tmp_path):
+    plan = json.loads((ROOT / "examples" / "plan.json").read_text())
+    del plan["segments"]["beta_testers"]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    result = flagedge("sync", "--plan", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "beta_testers" in result.stderr and "empty" in result.stderr
+    off = flagedge("eval", "bob", "beta_banner", cwd=tmp_path)
+    assert json.loads(off.stdout)["treatment"] == "off"
+
+
+def test_bad_settings_stop_with_a_message(tmp_path):
+    result = flagedge("sync", cwd=tmp_path, env={"FLAGEDGE_SYNC_SUBREQUESTS": "lots"})
+    assert result.returncode == 2
+    assert "FLAGEDGE_SYNC_SUBREQUESTS" in result.stderr
+
+
+def test_dev_serves_the_example_over_http(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flagedge.cli", "dev", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SPLIT_", "FLAGEDGE_"))},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout], daemon=True
+    ).start()
+    try:
+        seen = []
+        while not any("sync ok" in line for line in seen):  # ready once the first sync landed
+            seen.append(lines.get(timeout=30))
+        assert any(f"serving http://127.0.0.1:{port}" in line for line in seen)
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/treatment", params={"key": "bob", "flag": "beta_banner"}
+        )
+        assert answer.json()["treatment"] == "on"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
