@@ -203,7 +203,9 @@ class Fallbacks:
                 return Fallback(value["treatment"], config)
             raise FallbackError(f"{where} must be a treatment or {{treatment, config}}")
 
-        by_flag = raw.get("byFlag") or {}
+        by_flag = raw.get("byFlag")
+        if by_flag is None:
+            by_flag = {}
         if not isinstance(by_flag, dict):
             raise FallbackError("byFlag must map flag names to fallbacks")
         return cls(

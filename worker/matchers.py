@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -97,32 +98,27 @@ def to_number(value: Any) -> float | None:
 
 
 def _number_to_string(value: float) -> str:
-    """JavaScript's ``String(number)``."""
+    """JavaScript's ``String(number)``: shortest round-trip digits, JS's layout."""
     if value != value:
         return "NaN"
     if value in (math.inf, -math.inf):
         return "Infinity" if value > 0 else "-Infinity"
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
     sign = "-" if value < 0 else ""
-    mantissa, _, exponent = repr(abs(value)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = (whole + fraction).lstrip("0")
-    point = len(whole) + (int(exponent) if exponent else 0)  # decimal point position
-    if not whole.strip("0"):
-        point -= len(fraction) - len(fraction.lstrip("0"))
-    digits = digits.rstrip("0") or "0"
+    # repr gives the shortest digits that round-trip, as JavaScript does.
+    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + int(exponent)  # value = 0.<digits> * 10**point
+    if len(digits) <= point <= 21:
+        return sign + digits + "0" * (point - len(digits))
     if 0 < point <= 21:
-        if point >= len(digits):
-            return sign + digits + "0" * (point - len(digits))
         return sign + digits[:point] + "." + digits[point:]
     if -6 < point <= 0:
         return sign + "0." + "0" * -point + digits
-    exp = point - 1
-    body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{sign}{body}e{'+' if exp > 0 else '-'}{abs(exp)}"
+    power = point - 1
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mantissa}e{'+' if power > 0 else '-'}{abs(power)}"
 
 
 def _js_string(value: Any) -> str:
@@ -316,14 +312,15 @@ def compile_matcher(raw: Any, segments: SegmentResolver) -> tuple[Match, bool]:
         attribute = None  # these evaluate the key with all attributes, whatever the selector
 
     if kind == "ALL_KEYS" and attribute is None:
-        return (_negated_constant(negate), not negate)
+        return (_constant(not negate), not negate)
 
     test, convert, on_key = _build(kind, raw, segments)
     return (_wrap(test, convert, on_key, attribute, negate), False)
 
 
-def _negated_constant(negate: bool) -> Match:
-    if not negate:
+def _constant(value: bool) -> Match:
+    """A matcher whose result is known without looking at the input."""
+    if value:
         return lambda key, attributes, evaluation: True
     return _never
 
@@ -336,8 +333,8 @@ def _wrap(
     negate: bool,
 ) -> Match:
     if attribute is None:
-        if on_key is None:  # this data type never matches the key itself
-            return _negated_constant(negate)
+        if on_key is None:  # this data type never matches the key: false, then negate
+            return _constant(negate)
 
         def match_key(key: str, attributes: Attributes, evaluation: Evaluation) -> bool:
             value = on_key(key)
