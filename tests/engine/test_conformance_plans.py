@@ -33,23 +33,51 @@ from worker.plan import Plan
 # -- rule-based segments: PY builds a flag "some" in code for these files -------
 
 SOME_FLAG: dict[str, Any] = {
-    "name": "some", "seed": 12345, "killed": False, "defaultTreatment": "off",
-    "trafficTypeName": "user", "status": "ACTIVE", "changeNumber": 12, "algo": 2,
-    "trafficAllocation": 100, "trafficAllocationSeed": 1234, "configurations": {},
+    "name": "some",
+    "seed": 12345,
+    "killed": False,
+    "defaultTreatment": "off",
+    "trafficTypeName": "user",
+    "status": "ACTIVE",
+    "changeNumber": 12,
+    "algo": 2,
+    "trafficAllocation": 100,
+    "trafficAllocationSeed": 1234,
+    "configurations": {},
     "conditions": [
-        {"conditionType": "ROLLOUT",
-         "matcherGroup": {"combiner": "AND", "matchers": [{
-             "keySelector": {"trafficType": "user", "attribute": None},
-             "matcherType": "IN_RULE_BASED_SEGMENT", "negate": False,
-             "userDefinedSegmentMatcherData": {"segmentName": "sample_rule_based_segment"}}]},
-         "partitions": [{"treatment": "on", "size": 100}, {"treatment": "off", "size": 0}],
-         "label": "in rule based segment sample_rule_based_segment"},
-        {"conditionType": "ROLLOUT",
-         "matcherGroup": {"combiner": "AND", "matchers": [{
-             "keySelector": {"trafficType": "user", "attribute": None},
-             "matcherType": "ALL_KEYS", "negate": False}]},
-         "partitions": [{"treatment": "on", "size": 0}, {"treatment": "off", "size": 100}],
-         "label": "default rule"},
+        {
+            "conditionType": "ROLLOUT",
+            "matcherGroup": {
+                "combiner": "AND",
+                "matchers": [
+                    {
+                        "keySelector": {"trafficType": "user", "attribute": None},
+                        "matcherType": "IN_RULE_BASED_SEGMENT",
+                        "negate": False,
+                        "userDefinedSegmentMatcherData": {
+                            "segmentName": "sample_rule_based_segment"
+                        },
+                    }
+                ],
+            },
+            "partitions": [{"treatment": "on", "size": 100}, {"treatment": "off", "size": 0}],
+            "label": "in rule based segment sample_rule_based_segment",
+        },
+        {
+            "conditionType": "ROLLOUT",
+            "matcherGroup": {
+                "combiner": "AND",
+                "matchers": [
+                    {
+                        "keySelector": {"trafficType": "user", "attribute": None},
+                        "matcherType": "ALL_KEYS",
+                        "negate": False,
+                    }
+                ],
+            },
+            "partitions": [{"treatment": "on", "size": 0}, {"treatment": "off", "size": 100}],
+            "label": "default rule",
+        },
     ],
 }
 
@@ -57,20 +85,35 @@ RBS_CASES = [
     # file, segments loaded, key (= email attribute), treatment, PY line
     ("rule-based-segments-nested.json", {}, "bilal@split.io", "on"),  # 280
     ("rule-based-segments-nested.json", {}, "mauro@split.io", "off"),  # 283
-    ("rule-based-segments-excluded-segment.json", {"segment1": ["pato@split.io"]},
-     "bilal@split.io", "on"),  # 303
-    ("rule-based-segments-excluded-segment.json", {"segment1": ["pato@split.io"]},
-     "mauro@split.io", "off"),  # 305
-    ("rule-based-segments-excluded-segment.json", {"segment1": ["pato@split.io"]},
-     "pato@split.io", "off"),  # 307
+    (
+        "rule-based-segments-excluded-segment.json",
+        {"segment1": ["pato@split.io"]},
+        "bilal@split.io",
+        "on",
+    ),  # 303
+    (
+        "rule-based-segments-excluded-segment.json",
+        {"segment1": ["pato@split.io"]},
+        "mauro@split.io",
+        "off",
+    ),  # 305
+    (
+        "rule-based-segments-excluded-segment.json",
+        {"segment1": ["pato@split.io"]},
+        "pato@split.io",
+        "off",
+    ),  # 307
     ("rule-based-segments-excluded-rbs.json", {}, "bilal@split.io", "off"),  # 326
     ("rule-based-segments-excluded-rbs.json", {}, "bilal", "on"),  # 328
     ("rule-based-segments-excluded-rbs.json", {}, "bilal2@split.io", "on"),  # 330
 ]
 
 
-@pytest.mark.parametrize(("file", "segments", "key", "treatment"), RBS_CASES,
-                         ids=[f"{c[0][20:-5]}-{c[2]}" for c in RBS_CASES])
+@pytest.mark.parametrize(
+    ("file", "segments", "key", "treatment"),
+    RBS_CASES,
+    ids=[f"{c[0][20:-5]}-{c[2]}" for c in RBS_CASES],
+)
 def test_rule_based_segment_files(file, segments, key, treatment):
     doc = load(f"flags/{file}")
     evaluator = Evaluator(Plan.build([copy.deepcopy(SOME_FLAG)], doc["rbs"]["d"], segments))
@@ -102,7 +145,9 @@ PREREQUISITE_CASES = [
 @pytest.fixture(scope="module")
 def prerequisites() -> Evaluator:
     doc = load("flags/prerequisites.json")
-    return Evaluator(Plan.build(doc["ff"]["d"], doc["rbs"]["d"], {"segment-test": ["pato@split.io"]}))
+    return Evaluator(
+        Plan.build(doc["ff"]["d"], doc["rbs"]["d"], {"segment-test": ["pato@split.io"]})
+    )
 
 
 @pytest.mark.parametrize(("key", "flag", "attributes", "treatment"), PREREQUISITE_CASES)
@@ -117,39 +162,49 @@ def test_unmet_prerequisite_label(prerequisites):
 
 # -- splitChanges-v1.1.json (PY InMemoryOldSpecIntegrationTests) ----------------
 
+
 @pytest.fixture(scope="module")
 def old_spec() -> Evaluator:
     doc = load("flags/splitChanges-v1.1.json")
     return Evaluator(Plan.build(doc["splits"], [], fixture_segments()))
 
 
-@pytest.mark.parametrize(("key", "flag", "treatment", "config"), [
-    ("user1", "sample_feature", "on", '{"size":15,"test":20}'),  # 128, 212
-    ("invalidKey", "sample_feature", "off", None),
-    ("invalidKey", "invalid_feature", "control", None),
-    ("invalidKey", "killed_feature", "defTreatment", '{"size":15,"defTreatment":true}'),
-    ("invalidKey", "all_feature", "on", None),
-    ("whitelisted_user", "whitelist_feature", "on", None),
-    ("unwhitelisted_user", "whitelist_feature", "off", None),
-    ("some_user_key", "invalid_matcher_feature", "control", None),
-    ("somekey", "dependency_test", "off", None),
-    ("True", "boolean_test", "on", None),
-    ("abc4", "regex_test", "on", None),
-])
+@pytest.mark.parametrize(
+    ("key", "flag", "treatment", "config"),
+    [
+        ("user1", "sample_feature", "on", '{"size":15,"test":20}'),  # 128, 212
+        ("invalidKey", "sample_feature", "off", None),
+        ("invalidKey", "invalid_feature", "control", None),
+        ("invalidKey", "killed_feature", "defTreatment", '{"size":15,"defTreatment":true}'),
+        ("invalidKey", "all_feature", "on", None),
+        ("whitelisted_user", "whitelist_feature", "on", None),
+        ("unwhitelisted_user", "whitelist_feature", "off", None),
+        ("some_user_key", "invalid_matcher_feature", "control", None),
+        ("somekey", "dependency_test", "off", None),
+        ("True", "boolean_test", "on", None),
+        ("abc4", "regex_test", "on", None),
+    ],
+)
 def test_old_spec_file(old_spec, key, flag, treatment, config):
     result = old_spec.evaluate(key, flag)
     assert (result.treatment, result.config) == (treatment, config)
 
 
-@pytest.mark.parametrize(("key", "sets", "expected"), [
-    ("user1", ["set1"], {"sample_feature": "on", "whitelist_feature": "off"}),
-    ("user1", ["set1", "set2", "set4"],
-     {"sample_feature": "on", "whitelist_feature": "off", "all_feature": "on"}),
-    ("invalidKey", ["set3"], {"killed_feature": "defTreatment"}),
-    ("invalidKey", ["set4"], {"all_feature": "on"}),
-    ("invalidKey", ["invalid_set"], {}),
-    ("invalidKey", [], {}),
-])
+@pytest.mark.parametrize(
+    ("key", "sets", "expected"),
+    [
+        ("user1", ["set1"], {"sample_feature": "on", "whitelist_feature": "off"}),
+        (
+            "user1",
+            ["set1", "set2", "set4"],
+            {"sample_feature": "on", "whitelist_feature": "off", "all_feature": "on"},
+        ),
+        ("invalidKey", ["set3"], {"killed_feature": "defTreatment"}),
+        ("invalidKey", ["set4"], {"all_feature": "on"}),
+        ("invalidKey", ["invalid_set"], {}),
+        ("invalidKey", [], {}),
+    ],
+)
 def test_old_spec_by_flag_sets(old_spec, key, sets, expected):
     results = old_spec.evaluate_by_sets(key, sets)
     assert {name: r.treatment for name, r in results.items()} == expected
@@ -161,7 +216,8 @@ def test_old_spec_fallback_for_a_missing_flag():
 
     doc = load("flags/splitChanges-v1.1.json")
     fallbacks = Fallbacks.parse(
-        {"byFlag": {"fallback_feature": {"treatment": "on-local", "config": '{"prop": "val"}'}}})
+        {"byFlag": {"fallback_feature": {"treatment": "on-local", "config": '{"prop": "val"}'}}}
+    )
     evaluator = Evaluator(Plan.build(doc["splits"], [], fixture_segments()), fallbacks)
     result = evaluator.evaluate("user4321", "fallback_feature")
     assert (result.treatment, result.config) == ("on-local", '{"prop": "val"}')
@@ -278,15 +334,22 @@ def test_matchers_plan_bulk_and_configs():
     evaluator = matchers_plan([])
     results = evaluator.evaluate_many(KEY, ["whitelist", "qc_team", "hierarchical_splits_test"])
     assert {n: r.treatment for n, r in results.items()} == {
-        "whitelist": "allowed", "qc_team": "no", "hierarchical_splits_test": "on"}
+        "whitelist": "allowed",
+        "qc_team": "no",
+        "hierarchical_splits_test": "on",
+    }
     pair = ["user_attr_gte_10_and_user_attr2_is_not_foo", "user_account_in_whitelist"]
     attrs = {"age": 21, "attr": 55, "attr2": "foo", "account": "key_1@split.io"}
-    assert [r.treatment for r in evaluator.evaluate_many(KEY, pair, attrs).values()] == ["off", "on"]
+    assert [r.treatment for r in evaluator.evaluate_many(KEY, pair, attrs).values()] == [
+        "off",
+        "on",
+    ]
 
     with_config = evaluator.evaluate("a_key", "split_with_config")
     assert with_config.treatment == "on"
     assert with_config.config == (
-        '{"color":"brown","dimensions":{"height":12,"width":14},"text":{"inner":"click me"}}')
+        '{"color":"brown","dimensions":{"height":12,"width":14},"text":{"inner":"click me"}}'
+    )
     plain = evaluator.evaluate("a_key", "split_with_config", {"group": "value_without_config"})
     assert (plain.treatment, plain.config) == ("off", None)
     missing = evaluator.evaluate("a_key", "not_existent_split")

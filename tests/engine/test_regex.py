@@ -21,13 +21,16 @@ def test_regex_vector(pattern, text, expected):
     assert (compiled.search(text) is not None) is (expected == "true")
 
 
-@pytest.mark.parametrize(("pattern", "text", "expected"), [
-    ("abc$", "abc\n", False),        # JS: $ is the end of input, not before a final newline
-    (r"^\d+$", "\u0661\u0662", False),  # JS: \d is ASCII only
-    ("(?<word>ab)c", "abc", True),   # JS named group syntax
-    ("(?<=a)b", "ab", True),         # lookbehind is not a named group
-    ("[$]x", "$x", True),            # $ inside a class is literal
-])
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("abc$", "abc\n", False),  # JS: $ is the end of input, not before a final newline
+        (r"^\d+$", "\u0661\u0662", False),  # JS: \d is ASCII only
+        ("(?<word>ab)c", "abc", True),  # JS named group syntax
+        ("(?<=a)b", "ab", True),  # lookbehind is not a named group
+        ("[$]x", "$x", True),  # $ inside a class is literal
+    ],
+)
 def test_javascript_regex_semantics(pattern, text, expected):
     compiled = _js_regex(pattern)
     assert compiled is not None
