@@ -247,6 +247,7 @@ class Runtime:
     def __init__(self, env: Any) -> None:
         # stdout is the Worker's console.log; one line per sync and per warning.
         logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
         self.settings = Settings.load(lambda name: _env_text(env, name))
         namespace = getattr(env, STORE_BINDING)
         self.store = DurableObjectStore(namespace.getByName(STORE_NAME))

@@ -35,29 +35,48 @@ _C1 = 0xCC9E2D51
 _C2 = 0x1B873593
 
 
-def murmur3_32_pure(key: str, seed: int) -> int:
-    """Murmur3 x86 32-bit of ``key``'s UTF-8 bytes, as an unsigned int."""
+_BLOCK_CACHE: dict[str, tuple[tuple[int, ...], int, int]] = {}
+_BLOCK_CACHE_SIZE = 4096
+
+
+def _mixed_blocks(key: str) -> tuple[tuple[int, ...], int, int]:
+    """The seed-independent half of murmur3 for ``key``: mixed blocks, mixed tail, length.
+
+    A key is hashed with many seeds (allocation, partitions, every flag of a
+    bulk call), so the Worker keeps the last few thousand keys' blocks.
+    """
+    cached = _BLOCK_CACHE.get(key)
+    if cached is not None:
+        return cached
     data = key.encode("utf-8")
     length = len(data)
     body = length & ~3
-    h = seed & _MASK
-
+    blocks = []
     for (k,) in struct.iter_unpack("<I", data[:body]):
         k = (k * _C1) & _MASK
         k = ((k << 15) | (k >> 17)) & _MASK
-        k = (k * _C2) & _MASK
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & _MASK
-        h = (h * 5 + 0xE6546B64) & _MASK
-
-    rest = length & 3
-    if rest:
+        blocks.append((k * _C2) & _MASK)
+    tail = 0
+    if length & 3:
         k = int.from_bytes(data[body:], "little")
         k = (k * _C1) & _MASK
         k = ((k << 15) | (k >> 17)) & _MASK
-        k = (k * _C2) & _MASK
-        h ^= k
+        tail = (k * _C2) & _MASK
+    if len(_BLOCK_CACHE) >= _BLOCK_CACHE_SIZE:
+        _BLOCK_CACHE.clear()
+    result = _BLOCK_CACHE[key] = (tuple(blocks), tail, length)
+    return result
 
+
+def murmur3_32_pure(key: str, seed: int) -> int:
+    """Murmur3 x86 32-bit of ``key``'s UTF-8 bytes, as an unsigned int."""
+    blocks, tail, length = _mixed_blocks(key)
+    h = seed & _MASK
+    for k in blocks:
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & _MASK
+        h = (h * 5 + 0xE6546B64) & _MASK
+    h ^= tail  # a zero tail leaves h unchanged, as the algorithm does when there is none
     h ^= length
     h ^= h >> 16
     h = (h * 0x85EBCA6B) & _MASK

@@ -169,7 +169,9 @@ def known_disagreement(
             "number Python refuses but JavaScript reads (floats, bools, null, 1e1, 0x10)",
             answer ^ negate,
         )
-    if (kind in STRING or kind in SEMVER) and present and not isinstance(value, str) or value == "":
+    if (
+        (kind in STRING or kind in SEMVER) and present and not isinstance(value, str)
+    ) or value == "":
         text = next(s for v, _, s in JS_INPUTS if v == value and type(v) is type(value))
         if kind in SEMVER:
             from worker.semver import parse_semver
