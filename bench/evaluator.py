@@ -23,8 +23,12 @@ from typing import Any
 from bench.plans import ATTRIBUTES, CASES, KEYS, run_flagedge
 
 ROUNDS = 5
-ITERATIONS = {"single flag": 20_000, "50-flag bulk": 400, "segment-heavy": 10_000,
-              "dependency chain (10)": 5_000}
+ITERATIONS = {
+    "single flag": 20_000,
+    "50-flag bulk": 400,
+    "segment-heavy": 10_000,
+    "dependency chain (10)": 5_000,
+}
 
 
 def run_splitio(case: str, iterations: int, clock: Any) -> float:
@@ -44,8 +48,12 @@ def run_splitio(case: str, iterations: int, clock: Any) -> float:
     flag_storage.update([splits.from_raw(f) for f in spec["flags"]], [], 1)
     segment_storage = InMemorySegmentStorage(events)
     for name, keys in spec["segments"].items():
-        segment_storage.put(segments.from_raw({"name": name, "added": keys, "removed": [], "till": 1}))
-    data = EvaluationDataFactory(flag_storage, segment_storage, InMemoryRuleBasedSegmentStorage(events))
+        segment_storage.put(
+            segments.from_raw({"name": name, "added": keys, "removed": [], "till": 1})
+        )
+    data = EvaluationDataFactory(
+        flag_storage, segment_storage, InMemoryRuleBasedSegmentStorage(events)
+    )
     evaluator = Evaluator(Splitter(), FallbackTreatmentCalculator(None))
     names = spec["names"]
     started = clock()
@@ -57,7 +65,9 @@ def run_splitio(case: str, iterations: int, clock: Any) -> float:
     else:
         for i in range(iterations):
             key = KEYS[i % 2000]
-            evaluator.eval_many_with_context(key, None, names, ATTRIBUTES, data.context_for(key, names))
+            evaluator.eval_many_with_context(
+                key, None, names, ATTRIBUTES, data.context_for(key, names)
+            )
     return (clock() - started) / iterations * 1e6
 
 
@@ -71,7 +81,9 @@ def main() -> None:
         splitio_hash = "pure-Python murmur3 (install '.[bench]' for mmh3cffi)"
     import splitio
 
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    )
     print(f"splitio-client {splitio.__version__} with {splitio_hash}")
     print()
     print("| case | flagedge µs/eval | splitio-client µs/eval | ratio |")

@@ -30,7 +30,9 @@ def main() -> None:
             shutil.copy(ROOT / "bench" / name, directory / "bench" / name)
         harness = WorkerHarness(directory, {})
         try:
-            print(f"Pyodide {harness.versions['pyodide']} (CPython {harness.versions['python']}) under Node")
+            print(
+                f"Pyodide {harness.versions['pyodide']} (CPython {harness.versions['python']}) under Node"
+            )
             print("| case | flagedge µs/eval in Pyodide |")
             print("|---|---|")
             for case in CASES:

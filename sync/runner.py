@@ -244,8 +244,14 @@ class _Run:
         self.sync_state = dict(state.get("sync") or {})
         stage = state.get("stage")
         version = state["version"]
+        # Spec 1.3 is tried again a while after a proxy refused it; like Split's SDKs,
+        # a success then refetches everything (a rebuild), since 1.1 carried no
+        # rule-based segments.
+        probing = self._probe_due()
         if stage and (
-            stage.get("fingerprint") != fingerprint or stage.get("base_version") != version
+            probing
+            or stage.get("fingerprint") != fingerprint
+            or stage.get("base_version") != version
         ):
             self.budget.take()
             await self.store.discard_stage(self.owner)
@@ -255,7 +261,7 @@ class _Run:
             self.rebuild = bool(stage.get("rebuild"))
             self.stage_exists = True
         else:
-            self.rebuild = state.get("fingerprint") != fingerprint or version == 0
+            self.rebuild = probing or state.get("fingerprint") != fingerprint or version == 0
             self.header = {
                 "fingerprint": fingerprint,
                 "base_version": version,
@@ -311,14 +317,16 @@ class _Run:
                 return
 
     def _spec(self) -> str:
-        configured = getattr(self.source, "spec", "1.3")
+        configured = str(getattr(self.source, "spec", "1.3"))
+        if configured == "1.3" and self.sync_state.get("spec_fallback_at") is not None:
+            return "1.3" if self._probe_due() else "1.1"
+        return configured
+
+    def _probe_due(self) -> bool:
         fallback_at = self.sync_state.get("spec_fallback_at")
-        recent = fallback_at is not None and (
-            self.now_ms() - fallback_at < self.limits.spec_recheck_s * 1000
-        )
-        if configured == "1.3" and recent:
-            return "1.1"
-        return str(configured)
+        if fallback_at is None or getattr(self.source, "spec", "1.3") != "1.3":
+            return False
+        return bool(self.now_ms() - fallback_at >= self.limits.spec_recheck_s * 1000)
 
     def _take_definitions(self, changes: Changes) -> bool:
         changed = False

@@ -78,10 +78,12 @@ class WorkerHarness:
         self._answers: queue.Queue[str] = queue.Queue()
         self._stderr: list[str] = []
         assert self._process.stdout is not None and self._process.stderr is not None
-        threading.Thread(target=self._pump, args=(self._process.stdout, self._answers.put),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self._process.stderr, self._stderr.append),
-                         daemon=True).start()
+        threading.Thread(
+            target=self._pump, args=(self._process.stdout, self._answers.put), daemon=True
+        ).start()
+        threading.Thread(
+            target=self._pump, args=(self._process.stderr, self._stderr.append), daemon=True
+        ).start()
         self.versions = self.call("start", bundle=str(bundle_dir), env=env)
 
     @staticmethod
@@ -106,16 +108,29 @@ class WorkerHarness:
             raise HarnessError(answer["error"])
         return answer["result"]
 
-    def fetch(self, method: str, path: str, *, headers: dict[str, str] | None = None,
-              body: str | bytes | None = None, host: str = "http://flagedge.test") -> HarnessResponse:
+    def fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: str | bytes | None = None,
+        host: str = "http://flagedge.test",
+    ) -> HarnessResponse:
         if isinstance(body, bytes):
             body = body.decode()
         since = len(self.logs)
-        result = self.call("fetch", method=method, url=host + path, headers=headers or {}, body=body)
+        result = self.call(
+            "fetch", method=method, url=host + path, headers=headers or {}, body=body
+        )
         return HarnessResponse(
-            status=result["status"], headers=result["headers"], body=result["body"],
-            wait_until=result["waitUntil"], durable_object_calls=result["durableObjectCalls"],
-            ms=result["ms"], logs=self.logs[since:],
+            status=result["status"],
+            headers=result["headers"],
+            body=result["body"],
+            wait_until=result["waitUntil"],
+            durable_object_calls=result["durableObjectCalls"],
+            ms=result["ms"],
+            logs=self.logs[since:],
         )
 
     def scheduled(self, cron: str = "* * * * *") -> Any:
