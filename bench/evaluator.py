@@ -82,7 +82,8 @@ def main() -> None:
     import splitio
 
     print(
-        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+        f"machine: {platform.machine()}, "
+        f"{platform.python_implementation()} {platform.python_version()}"
     )
     print(f"splitio-client {splitio.__version__} with {splitio_hash}")
     print()

@@ -31,7 +31,8 @@ def main() -> None:
         harness = WorkerHarness(directory, {})
         try:
             print(
-                f"Pyodide {harness.versions['pyodide']} (CPython {harness.versions['python']}) under Node"
+                f"Pyodide {harness.versions['pyodide']} "
+                f"(CPython {harness.versions['python']}) under Node"
             )
             print("| case | flagedge µs/eval in Pyodide |")
             print("|---|---|")
