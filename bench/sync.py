@@ -32,7 +32,7 @@ from sync import SplitApi, SyncLimits, SyncReport, run_sync
 
 FLAGS, SEGMENTS, KEYS = 2000, 200, 10_000
 
-SERVER = r'''
+SERVER = r"""
 import json, random, sys, threading
 from tests.support.fake_split import FakeSplit
 
@@ -61,14 +61,16 @@ fake.page_size = 1_000_000  # each segment in one page, as Split answers since=-
 fake.start()
 print(fake.url, fake.sdk_key, flush=True)
 threading.Event().wait()
-'''
+"""
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def one_run(url: str, key: str, state: Path, limits: SyncLimits) -> tuple[SyncReport, float, float]:
+async def one_run(
+    url: str, key: str, state: Path, limits: SyncLimits
+) -> tuple[SyncReport, float, float]:
     store = LocalStore(open_store(state))
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=6)) as client:
         api = SplitApi(client, key, sdk_url=url)
@@ -81,7 +83,9 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(FLAGS), str(SEGMENTS), str(KEYS)],
-        cwd=root, stdout=subprocess.PIPE, text=True,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -93,9 +97,16 @@ def main() -> None:
             for label in ("first full sync", "no-change sync"):
                 report, cpu, wall = asyncio.run(one_run(url, key, Path(state), unlimited))
                 assert report.outcome == "ok", report.error
-                rows.append({"run": label, "requests": report.requests, "wall_s": round(wall, 2),
-                             "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
-                             "counts": report.counts})
+                rows.append(
+                    {
+                        "run": label,
+                        "requests": report.requests,
+                        "wall_s": round(wall, 2),
+                        "cpu_s": round(cpu, 2),
+                        "peak_rss_mb": round(peak_rss_mb(), 1),
+                        "counts": report.counts,
+                    }
+                )
         print(f"baseline RSS {baseline:.1f} MB before the first run")
         for row in rows:
             print(json.dumps(row))
@@ -110,14 +121,29 @@ def main() -> None:
                 assert report.outcome != "failed", report.error
                 if report.version and not report.pending:
                     break
-            print(json.dumps({"run": "first sync, 50-subrequest runs", "runs": runs,
-                              "longest_run_cpu_ms": round(longest * 1000),
-                              "total_cpu_s": round(total_cpu, 2)}))
+            print(
+                json.dumps(
+                    {
+                        "run": "first sync, 50-subrequest runs",
+                        "runs": runs,
+                        "longest_run_cpu_ms": round(longest * 1000),
+                        "total_cpu_s": round(total_cpu, 2),
+                    }
+                )
+            )
             report, cpu, _ = asyncio.run(one_run(url, key, Path(state), free))
             per_run = report.requests - 3  # begin, splitChanges, status
-            print(json.dumps({"run": "refresh, 50-subrequest runs", "segments_per_run": per_run,
-                              "runs_per_full_cycle": -(-SEGMENTS // per_run),
-                              "run_cpu_ms": round(cpu * 1000), "outcome": report.outcome}))
+            print(
+                json.dumps(
+                    {
+                        "run": "refresh, 50-subrequest runs",
+                        "segments_per_run": per_run,
+                        "runs_per_full_cycle": -(-SEGMENTS // per_run),
+                        "run_cpu_ms": round(cpu * 1000),
+                        "outcome": report.outcome,
+                    }
+                )
+            )
     finally:
         server.kill()
 

@@ -125,3 +125,35 @@ def test_dev_serves_the_example_over_http(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_flagedge_sync_against_a_split_api_failing_half_its_requests(tmp_path, fake_split):
+    from tests.conftest import fixture_segments, load
+    from tests.sync.helpers import assert_store_equals_server, stored
+    from worker.sql import SqliteSql
+    from worker.store import PlanStore
+
+    fake_split.load(load("flags/splitChanges-v1.3.json"), fixture_segments())
+    fake_split.fail_rate, fake_split.seed = 0.5, 11
+    fake_split.fail_kinds = ("drop", "500", "503", "truncate")
+    env = {"SPLIT_SDK_KEY": fake_split.sdk_key, "SPLIT_SDK_URL": fake_split.url}
+    store_file = tmp_path / ".flagedge" / "store.sqlite3"
+    before: dict = {}
+    outcomes = []
+    for _ in range(4):
+        result = flagedge("sync", cwd=tmp_path, env=env)
+        store = PlanStore(SqliteSql(store_file))
+        outcomes.append(result.returncode)
+        if result.returncode == 0:
+            assert result.stdout.startswith("sync ok")
+            assert_store_equals_server(store, fake_split)
+        else:
+            assert result.returncode == 1
+            assert result.stdout.startswith("sync failed") and "GET /" in result.stdout
+            assert stored(store) == before or not before  # the previous plan, intact
+            assert store.status()["sync"]["outcome"] == "failed"
+        before = stored(store)
+        fake_split.put_flag(
+            dict(fake_split.definitions("ff")["all_feature"], killed=len(outcomes) % 2 == 0)
+        )
+    assert 0 in outcomes
