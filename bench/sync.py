@@ -52,7 +52,8 @@ for f in range(flags):
     conditions.append({"conditionType": "ROLLOUT", "label": "default rule",
                        "matcherGroup": {"combiner": "AND", "matchers": [{
                            "keySelector": None, "matcherType": "ALL_KEYS", "negate": False}]},
-                       "partitions": [{"treatment": "on", "size": 50}, {"treatment": "off", "size": 50}]})
+                       "partitions": [{"treatment": "on", "size": 50},
+                                      {"treatment": "off", "size": 50}]})
     fake.put_flag({"name": f"flag_{f:04d}", "trafficTypeName": "user", "status": "ACTIVE",
                    "killed": False, "defaultTreatment": "off", "seed": rng.randint(1, 2**31),
                    "algo": 2, "trafficAllocation": 100, "conditions": conditions,
