@@ -146,6 +146,7 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
     from flagedge.local import LocalStore, open_store
     from worker.api import App
     from worker.cache import PlanCache
+    from worker.impressions import Outbox, Recorder, Sender
 
     store = LocalStore(open_store(args.state))
     cache = PlanCache(
@@ -154,7 +155,6 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
         max_segment_size=settings.large_segment_size,
         fallbacks=settings.fallback_treatments,
     )
-    server = DevServer(App(cache), args.host, args.port)
     plan_file = _plan_file(args, settings)
     interval = args.sync_interval
     if interval is None:
@@ -162,14 +162,28 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
 
     async with httpx.AsyncClient() as client:
         source = make_source(settings, client, plan_file)
+        sender = None
+        if plan_file is None:  # impressions go to Split only for Split's own plan
+            sender = Sender(
+                client,
+                settings.sdk_key,
+                events_url=settings.events_url,
+                telemetry_url=settings.telemetry_url,
+                mode=settings.impressions_mode,
+            )
 
-        async def sync() -> None:
+        async def sync() -> SyncReport:
             report = await run_sync(
                 source, store, limits=limits_from(settings), flag_sets=settings.flag_sets
             )
             if report.published:
                 cache.expire()
+            return report
 
+        outbox = Outbox(Recorder(settings.impressions_mode), sender)
+        server = DevServer(
+            App(cache, settings=settings, outbox=outbox, sync=sync), args.host, args.port
+        )
         port = await server.start()
         logger.info(
             "serving http://%s:%d with the plan from %s, re-synced every %gs",
@@ -178,10 +192,15 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
             _describe(plan_file, settings),
             interval,
         )
-        server.every(interval, sync)
+
+        async def periodic() -> None:
+            await sync()
+
+        server.every(interval, periodic)
         try:
             await asyncio.Event().wait()
         finally:
+            await outbox.flush()
             await server.close()
 
 

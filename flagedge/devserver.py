@@ -133,7 +133,7 @@ class DevServer:
         api_request = Request.build(
             request.method.decode("ascii"), request.target.decode("latin-1"), headers, bytes(body)
         )
-        response = await self.app.handle(api_request)
+        response = await self.app.handle(api_request, self.background)
         await self._send(conn, writer, response)
         logger.info(
             "%s %s %d %.2fms",

@@ -1,30 +1,51 @@
 """The HTTP API, framework-free: a ``Request`` in, a ``Response`` out.
 
 The Worker's entry point and ``flagedge dev`` both adapt their own request
-types to these two classes, so every route is written and tested once. Every
-answer is JSON and every error is ``{"error": "<message>"}``.
-
-Routes:
+types to these classes, so every route is written and tested once. flagedge's
+own routes answer JSON, errors as ``{"error": "<message>"}``:
 
 * ``GET /treatment?key=K&flag=F[&bucketingKey=B][&attributes=<JSON object>]``
-* ``POST /treatments`` with ``{"key", "bucketingKey"?, "attributes"?, "flags": [...]}``
-* ``GET /health``: 200 while a plan is served, 503 before the first sync.
+* ``POST /treatments`` ``{"key", "bucketingKey"?, "attributes"?, "flags"?, "flagSets"?}``
+* ``POST /track`` ``{"key", "trafficType", "eventType", "value"?, "properties"?}``: 202
+* ``GET /health``: 200 while a plan is served, 503 before the first sync
+* ``POST /admin/sync``: ``Authorization: Bearer <admin token>``
+
+Compatible routes, each answering as the thing it replaces: Split's
+split-evaluator (``/client/...``, ``/admin/healthcheck``; ``worker.compat``),
+Split's Cloudflare template (``GET /get-treatment``, plain text) and the
+OpenFeature Remote Evaluation Protocol (``/ofrep/v1/...``; ``worker.ofrep``).
+
+When an evaluation token is configured, every evaluation route needs it, as
+``Authorization: Bearer <token>``, a bare ``Authorization: <token>`` (what
+split-evaluator's callers send) or ``X-API-Key: <token>`` (OFREP). CORS
+headers are added for the configured browser origins.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from worker.cache import PlanCache
-from worker.inputs import InputError, parse_attributes, parse_flag_name, parse_key
+from worker.impressions import Outbox
+from worker.inputs import InputError, parse_attributes, parse_event, parse_flag_name, parse_key
 from worker.results import Result
+from worker.settings import Settings
 
-__all__ = ["App", "HttpError", "Request", "Response"]
+if TYPE_CHECKING:
+    from sync.runner import SyncReport
 
+__all__ = ["App", "Background", "HttpError", "Request", "Response"]
+
+logger = logging.getLogger("flagedge.api")
+
+Background = Callable[[Awaitable[None]], None]
 Handler = Callable[["Request"], Awaitable["Response"]]
 
 
@@ -78,6 +99,10 @@ class Response:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         return cls(status, body, {"content-type": "application/json", **(headers or {})})
 
+    @classmethod
+    def text(cls, status: int, text: str) -> Response:
+        return cls(status, text.encode(), {"content-type": "text/plain; charset=utf-8"})
+
     def payload(self) -> Any:
         return json.loads(self.body)
 
@@ -92,21 +117,21 @@ class HttpError(Exception):
         self.headers = dict(headers or {})
 
 
-def _parse_json_param(text: str, name: str) -> Any:
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    auth: str = "eval"  # open | eval | admin
+    errors: str = "json"  # json | evaluator | text: how this route's callers expect failures
+
+
+def parse_json_param(text: str, name: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise HttpError(400, f"{name} is not valid JSON: {error}") from error
 
 
-def _attributes(raw: Any) -> dict[str, Any] | None:
-    try:
-        return parse_attributes(raw)
-    except InputError as error:
-        raise HttpError(400, error.message) from error
-
-
-def _key(raw: Any, bucketing: Any) -> tuple[str, str]:
+def request_key(raw: Any, bucketing: Any) -> tuple[str, str]:
     if raw is None:
         raise HttpError(400, "key is required")
     try:
@@ -115,92 +140,216 @@ def _key(raw: Any, bucketing: Any) -> tuple[str, str]:
         raise HttpError(400, error.message) from error
 
 
+def request_attributes(raw: Any) -> dict[str, Any] | None:
+    try:
+        return parse_attributes(raw)
+    except InputError as error:
+        raise HttpError(400, error.message) from error
+
+
+def _same(given: str, secret: str) -> bool:
+    return hmac.compare_digest(given.encode(), secret.encode())
+
+
 class App:
     """Routes requests to the evaluator behind a ``PlanCache``."""
 
-    def __init__(self, cache: PlanCache) -> None:
-        self.cache = cache
-        self.routes: dict[str, dict[str, Handler]] = {
-            "/treatment": {"GET": self.treatment},
-            "/treatments": {"POST": self.treatments},
-            "/health": {"GET": self.health},
-        }
+    def __init__(
+        self,
+        cache: PlanCache,
+        *,
+        settings: Settings | None = None,
+        outbox: Outbox | None = None,
+        sync: Callable[[], Awaitable[SyncReport]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from worker import compat, ofrep
 
-    async def handle(self, request: Request) -> Response:
-        """Answer one request; never raises."""
+        self.cache = cache
+        self.settings = settings or Settings()
+        self.outbox = outbox
+        self.sync = sync
+        self.clock = clock
+        self.routes: dict[str, dict[str, Route]] = {
+            "/treatment": {"GET": Route(self.treatment)},
+            "/treatments": {"POST": Route(self.treatments)},
+            "/track": {"POST": Route(self.track_route)},
+            "/health": {"GET": Route(self.health, auth="open")},
+            "/admin/sync": {"POST": Route(self.admin_sync, auth="admin")},
+        }
+        self.prefixes: list[tuple[str, dict[str, Route]]] = []
+        compat.register(self)
+        ofrep.register(self)
+
+    # -- dispatch ----------------------------------------------------------
+
+    def _route(self, path: str) -> dict[str, Route] | None:
+        methods = self.routes.get(path)
+        if methods is not None:
+            return methods
+        for prefix, prefixed in self.prefixes:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                return prefixed
+        return None
+
+    async def handle(self, request: Request, background: Background | None = None) -> Response:
+        """Answer one request; never raises. ``background`` is the runtime's waitUntil."""
+        origin = request.headers.get("origin")
+        if request.method == "OPTIONS" and origin is not None:
+            return self._preflight(request, origin)
+        methods = self._route(request.path)
+        route = methods.get(request.method) if methods else None
         try:
-            methods = self.routes.get(request.path)
             if methods is None:
                 raise HttpError(404, f"no route {request.path}")
-            handler = methods.get(request.method)
-            if handler is None:
+            if route is None:
                 allowed = ", ".join(sorted(methods))
                 raise HttpError(
                     405,
                     f"{request.method} is not allowed on {request.path}; use {allowed}",
                     {"allow": allowed},
                 )
-            return await handler(request)
+            self._authorize(request, route)
+            response = await route.handler(request)
         except HttpError as error:
-            return Response.json(error.status, {"error": error.message}, error.headers)
+            response = self._error(route, error)
+        except Exception:  # a bug must still answer, and be logged with its traceback
+            logger.exception("%s %s failed", request.method, request.path)
+            response = self._error(route, HttpError(500, "internal error; see the Worker's logs"))
+        if self.outbox is not None:
+            self.outbox.flush_later(background)
+        if origin is not None:
+            response.headers.update(self._cors(origin))
+        return response
 
-    async def evaluate(
+    def _error(self, route: Route | None, error: HttpError) -> Response:
+        style = route.errors if route else "json"
+        if style == "text":
+            response = Response.text(error.status, error.message)
+        elif style == "evaluator":
+            message = "Unauthorized" if error.status == 401 else error.message
+            payload: Any = message if error.status == 401 else [message]
+            response = Response.json(error.status, {"error": payload})
+        else:
+            response = Response.json(error.status, {"error": error.message})
+        response.headers.update(error.headers)
+        return response
+
+    def _authorize(self, request: Request, route: Route) -> None:
+        if route.auth == "open":
+            return
+        if route.auth == "admin":
+            token = self.settings.admin_token
+            if not token:
+                raise HttpError(
+                    403,
+                    "admin routes are disabled: no admin token is configured "
+                    "(FLAGEDGE_ADMIN_TOKEN / Pulumi secret adminToken)",
+                )
+            given = request.headers.get("authorization", "")
+            if not (given.startswith("Bearer ") and _same(given[7:], token)):
+                raise HttpError(
+                    401, "send Authorization: Bearer <admin token>", {"www-authenticate": "Bearer"}
+                )
+            return
+        token = self.settings.eval_token
+        if not token:
+            return
+        given = request.headers.get("authorization", "")
+        candidates = [
+            given,
+            given[7:] if given.startswith("Bearer ") else "",
+            request.headers.get("x-api-key", ""),
+        ]
+        if not any(c and _same(c, token) for c in candidates):
+            raise HttpError(
+                401, "send Authorization: Bearer <evaluation token>", {"www-authenticate": "Bearer"}
+            )
+
+    def _allowed(self, origin: str) -> bool:
+        origins = self.settings.cors_origins
+        return "*" in origins or origin in origins
+
+    def _cors(self, origin: str) -> dict[str, str]:
+        if not self._allowed(origin):
+            return {}
+        return {
+            "access-control-allow-origin": "*" if "*" in self.settings.cors_origins else origin,
+            "access-control-expose-headers": "ETag, Retry-After",
+            "vary": "Origin",
+        }
+
+    def _preflight(self, request: Request, origin: str) -> Response:
+        if not self._allowed(origin):
+            return Response.json(403, {"error": f"origin {origin} is not allowed (corsOrigins)"})
+        methods = self._route(request.path)
+        if methods is None:
+            return Response.json(404, {"error": f"no route {request.path}"})
+        headers = self._cors(origin)
+        headers.update(
+            {
+                "access-control-allow-methods": ", ".join(sorted({*methods, "OPTIONS"})),
+                "access-control-allow-headers": request.headers.get(
+                    "access-control-request-headers",
+                    "Content-Type, Authorization, X-API-Key, If-None-Match",
+                ),
+                "access-control-max-age": "86400",
+            }
+        )
+        return Response(204, b"", headers)
+
+    # -- the operations behind routes and RPC ---------------------------------
+
+    async def results(
         self,
         key: tuple[str, str],
-        flags: list[str],
         attributes: dict[str, Any] | None,
+        *,
+        flags: Iterable[str] = (),
+        sets: Iterable[str] = (),
+        all_flags: bool = False,
+        traffic_type: str | None = None,
+        explicit_bucketing: bool = False,
+        record: bool = True,
     ) -> dict[str, Result]:
-        """Evaluate ``flags`` with one store call at most for large segments."""
+        """Evaluate flags (named, in sets, or all) and record their impressions."""
         evaluator = await self.cache.get()
         plan = evaluator.plan
-        large = plan.large_segments_for(flags) if plan is not None else frozenset()
+        names = list(dict.fromkeys(flags))
+        if sets:
+            names.extend(n for n in evaluator.flags_in_sets(sets) if n not in names)
+        if all_flags and plan is not None:
+            names = sorted(
+                name
+                for name, flag in plan.flags.items()
+                if traffic_type is None or (flag.traffic_type or "").lower() == traffic_type
+            )
+        large = plan.large_segments_for(names) if plan is not None else frozenset()
         members = await self.cache.memberships(key[0], large)
-        return evaluator.evaluate_many(
-            key[0], flags, attributes, bucketing_key=key[1], large=members
+        results = evaluator.evaluate_many(
+            key[0], names, attributes, bucketing_key=key[1], large=members
         )
+        if record and self.outbox is not None:
+            self.outbox.record(key[0], key[1] if explicit_bucketing else None, results)
+        return results
 
-    async def treatment(self, request: Request) -> Response:
-        flag = request.param("flag")
-        if flag is None:
-            raise HttpError(400, "flag is required")
+    def queue_event(
+        self, key: Any, traffic_type: Any, event_type: Any, value: Any, properties: Any
+    ) -> dict[str, Any]:
         try:
-            name = parse_flag_name(flag)
+            event = parse_event(key, traffic_type, event_type, value, properties)
         except InputError as error:
-            raise HttpError(400, f"flag: {error.message}") from error
-        key = _key(request.param("key"), request.param("bucketingKey"))
-        raw_attributes = request.param("attributes")
-        attributes = (
-            _attributes(_parse_json_param(raw_attributes, "attributes"))
-            if raw_attributes is not None
-            else None
-        )
-        results = await self.evaluate(key, [name], attributes)
-        return Response.json(200, results[name].as_dict())
+            raise HttpError(400, error.message) from error
+        if self.outbox is not None:
+            self.outbox.track(event)
+        return event
 
-    async def treatments(self, request: Request) -> Response:
-        body = request.json()
-        if not isinstance(body, dict):
-            raise HttpError(400, "the request body must be a JSON object")
-        key = _key(body.get("key"), body.get("bucketingKey"))
-        attributes = _attributes(body.get("attributes"))
-        flags = body.get("flags")
-        if not isinstance(flags, list) or not flags:
-            raise HttpError(400, "flags must be a non-empty list of flag names")
-        names = []
-        for index, raw in enumerate(flags):
-            try:
-                names.append(parse_flag_name(raw))
-            except InputError as error:
-                raise HttpError(400, f"flags[{index}]: {error.message}") from error
-        results = await self.evaluate(key, names, attributes)
-        return Response.json(200, {name: result.as_dict() for name, result in results.items()})
-
-    async def health(self, request: Request) -> Response:
+    async def health_payload(self) -> tuple[bool, dict[str, Any]]:
         status = await self.cache.reader.status()
         ready = int(status.get("version") or 0) > 0
         counts = status.get("counts") or {}
         sync = status.get("sync") or {}
-        payload = {
+        return ready, {
             "status": "ok" if ready else "not ready",
             "planVersion": status.get("version", 0),
             "changeNumbers": {
@@ -224,4 +373,127 @@ class App:
                 "pending": sync.get("pending") or [],
             },
         }
+
+    # -- flagedge's own routes -------------------------------------------------
+
+    async def treatment(self, request: Request) -> Response:
+        flag = request.param("flag")
+        if flag is None:
+            raise HttpError(400, "flag is required")
+        try:
+            name = parse_flag_name(flag)
+        except InputError as error:
+            raise HttpError(400, f"flag: {error.message}") from error
+        bucketing = request.param("bucketingKey")
+        key = request_key(request.param("key"), bucketing)
+        raw_attributes = request.param("attributes")
+        attributes = (
+            request_attributes(parse_json_param(raw_attributes, "attributes"))
+            if raw_attributes is not None
+            else None
+        )
+        results = await self.results(
+            key, attributes, flags=[name], explicit_bucketing=bucketing is not None
+        )
+        return Response.json(200, results[name].as_dict())
+
+    async def treatments(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise HttpError(400, "the request body must be a JSON object")
+        key = request_key(body.get("key"), body.get("bucketingKey"))
+        attributes = request_attributes(body.get("attributes"))
+        flags, sets = body.get("flags"), body.get("flagSets")
+        for field_name, value in (("flags", flags), ("flagSets", sets)):
+            if value is not None and not isinstance(value, list):
+                raise HttpError(400, f"{field_name} must be a list of names")
+        if not flags and not sets:
+            raise HttpError(400, "flags must be a non-empty list of flag names (or give flagSets)")
+        names = []
+        for index, raw in enumerate(flags or []):
+            try:
+                names.append(parse_flag_name(raw))
+            except InputError as error:
+                raise HttpError(400, f"flags[{index}]: {error.message}") from error
+        for index, raw in enumerate(sets or []):
+            if not isinstance(raw, str) or not raw.strip():
+                raise HttpError(400, f"flagSets[{index}] must be a non-empty string")
+        results = await self.results(
+            key, attributes, flags=names, sets=sets or [], explicit_bucketing="bucketingKey" in body
+        )
+        return Response.json(200, {name: result.as_dict() for name, result in results.items()})
+
+    async def track_route(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise HttpError(400, "the request body must be a JSON object")
+        if body.get("key") is None:
+            raise HttpError(400, "key is required")
+        self.queue_event(
+            body.get("key"),
+            body.get("trafficType"),
+            body.get("eventType"),
+            body.get("value"),
+            body.get("properties"),
+        )
+        return Response.json(202, {"queued": True})
+
+    async def health(self, request: Request) -> Response:
+        ready, payload = await self.health_payload()
         return Response.json(200 if ready else 503, payload)
+
+    async def admin_sync(self, request: Request) -> Response:
+        if self.sync is None:
+            raise HttpError(501, "this runtime has no synchronizer")
+        report = await self.sync()
+        status = {"busy": 409, "failed": 502}.get(report.outcome, 200)
+        return Response.json(status, {"line": report.line(), **report.status()})
+
+    # -- RPC: the same operations for another Worker, over a service binding ----------
+
+    async def rpc(self, operation: str, background: Background | None, **arguments: Any) -> Any:
+        """Run an RPC method; bad input raises ValueError with the 400's message."""
+        try:
+            return await self._rpc(operation, **arguments)
+        except HttpError as error:
+            raise ValueError(error.message) from None
+        finally:
+            if self.outbox is not None:
+                self.outbox.flush_later(background)
+
+    async def _rpc(self, operation: str, **a: Any) -> Any:
+        if operation == "health":
+            return (await self.health_payload())[1]
+        if operation == "track":
+            self.queue_event(
+                a["key"], a["traffic_type"], a["event_type"], a.get("value"), a.get("properties")
+            )
+            return True
+        key = request_key(a["key"], a.get("bucketing_key"))
+        attributes = request_attributes(a.get("attributes"))
+        explicit = a.get("bucketing_key") is not None
+        if operation == "evaluate":
+            try:
+                name = parse_flag_name(a["flag"])
+            except InputError as error:
+                raise HttpError(400, f"flag: {error.message}") from error
+            results = await self.results(key, attributes, flags=[name], explicit_bucketing=explicit)
+            return results[name].as_dict()
+        names: list[str] = []
+        sets: list[str] = []
+        if operation == "evaluate_many":
+            if not isinstance(a["flags"], list) or not a["flags"]:
+                raise HttpError(400, "flags must be a non-empty list of flag names")
+            for index, raw in enumerate(a["flags"]):
+                try:
+                    names.append(parse_flag_name(raw))
+                except InputError as error:
+                    raise HttpError(400, f"flags[{index}]: {error.message}") from error
+        else:
+            if not isinstance(a["flag_sets"], list) or not a["flag_sets"]:
+                raise HttpError(400, "flag_sets must be a non-empty list of flag set names")
+            sets = [str(s) for s in a["flag_sets"]]
+        results = await self.results(
+            key, attributes, flags=names, sets=sets, explicit_bucketing=explicit
+        )
+        return {name: result.as_dict() for name, result in results.items()}

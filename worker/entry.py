@@ -35,6 +35,7 @@ from sync import limits_from, make_source, run_sync
 from sync.runner import SyncReport
 from worker.api import App, Request
 from worker.cache import PlanCache
+from worker.impressions import Outbox, Recorder, Sender
 from worker.settings import Settings
 from worker.store import Busy, LeaseLost, PlanStore, StoreError
 
@@ -257,8 +258,19 @@ class Runtime:
             max_segment_size=self.settings.large_segment_size,
             fallbacks=self.settings.fallback_treatments,
         )
-        self.app = App(self.cache)
         self.client = httpx.AsyncClient(transport=FetchTransport())
+        settings = self.settings
+        sender = None
+        if settings.sdk_key:
+            sender = Sender(
+                self.client,
+                settings.sdk_key,
+                events_url=settings.events_url,
+                telemetry_url=settings.telemetry_url,
+                mode=settings.impressions_mode,
+            )
+        self.outbox = Outbox(Recorder(settings.impressions_mode), sender)
+        self.app = App(self.cache, settings=settings, outbox=self.outbox, sync=self.sync)
 
     async def sync(self) -> SyncReport:
         source = make_source(self.settings, self.client)
@@ -288,6 +300,25 @@ def runtime(env: Any) -> Runtime:
 
 
 class Default(WorkerEntrypoint):  # type: ignore[misc]
+    """The Worker: HTTP (``fetch``), cron (``scheduled``) and RPC methods.
+
+    RPC, for another Worker through a service binding (``env.FLAGS.evaluate(...)``);
+    each returns what the matching HTTP route answers, and raises an Error with
+    the 400's message on bad input:
+
+    * ``evaluate(key, flag, attributes=None, bucketing_key=None)`` ->
+      ``{"treatment", "label", "config", "changeNumber"}``
+    * ``evaluate_many(key, flags, attributes=None, bucketing_key=None)`` ->
+      ``{flag: {...}}``
+    * ``evaluate_sets(key, flag_sets, attributes=None, bucketing_key=None)`` ->
+      ``{flag: {...}}``
+    * ``track(key, traffic_type, event_type, value=None, properties=None)`` -> ``True``
+    * ``health()`` -> the ``/health`` body
+    """
+
+    def _background(self, job: Any) -> None:
+        self.ctx.waitUntil(job)
+
     async def fetch(self, request: Any) -> Any:
         rt = runtime(self.env)
         url = urlsplit(str(request.url))
@@ -295,8 +326,69 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         headers = {str(k).lower(): str(v) for k, v in request.headers.items()}
         method = str(request.method)
         body = await request.bytes() if method not in ("GET", "HEAD") else b""
-        answer = await rt.app.handle(Request.build(method, target, headers, bytes(body)))
+        answer = await rt.app.handle(
+            Request.build(method, target, headers, bytes(body)), self._background
+        )
+        if answer.status in (204, 304):
+            return Response(None, status=answer.status, headers=answer.headers)
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
         await runtime(self.env).sync()  # the run logs its own summary line
+
+    async def evaluate(
+        self, key: Any, flag: Any, attributes: Any = None, bucketing_key: Any = None
+    ) -> Any:
+        return await runtime(self.env).app.rpc(
+            "evaluate",
+            self._background,
+            key=key,
+            flag=flag,
+            attributes=attributes,
+            bucketing_key=bucketing_key,
+        )
+
+    async def evaluate_many(
+        self, key: Any, flags: Any, attributes: Any = None, bucketing_key: Any = None
+    ) -> Any:
+        return await runtime(self.env).app.rpc(
+            "evaluate_many",
+            self._background,
+            key=key,
+            flags=flags,
+            attributes=attributes,
+            bucketing_key=bucketing_key,
+        )
+
+    async def evaluate_sets(
+        self, key: Any, flag_sets: Any, attributes: Any = None, bucketing_key: Any = None
+    ) -> Any:
+        return await runtime(self.env).app.rpc(
+            "evaluate_sets",
+            self._background,
+            key=key,
+            flag_sets=flag_sets,
+            attributes=attributes,
+            bucketing_key=bucketing_key,
+        )
+
+    async def track(
+        self,
+        key: Any,
+        traffic_type: Any,
+        event_type: Any,
+        value: Any = None,
+        properties: Any = None,
+    ) -> Any:
+        return await runtime(self.env).app.rpc(
+            "track",
+            self._background,
+            key=key,
+            traffic_type=traffic_type,
+            event_type=event_type,
+            value=value,
+            properties=properties,
+        )
+
+    async def health(self) -> Any:
+        return await runtime(self.env).app.rpc("health", None)

@@ -26,6 +26,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "InputError",
     "parse_attributes",
+    "parse_event",
     "parse_flag_name",
     "parse_flag_sets",
     "parse_key",
@@ -108,3 +109,62 @@ def parse_flag_sets(raw: Iterable[Any]) -> list[str]:
             if _FLAG_SET.match(name):
                 names[name] = None
     return list(names)
+
+
+_EVENT_TYPE = re.compile(r"^[a-zA-Z0-9][-_.:a-zA-Z0-9]{0,79}$")
+MAX_PROPERTIES_BYTES = 32_768
+
+
+def parse_event(
+    key: Any, traffic_type: Any, event_type: Any, value: Any = None, properties: Any = None
+) -> dict[str, Any]:
+    """An event as Split's SDKs validate ``track``; raises ``InputError`` naming the problem.
+
+    Property values that are not strings, finite numbers, booleans or null are
+    sent as null, as the SDKs do; the properties' estimated size (Split's
+    formula: 1024 bytes plus twice each name and string, 8 per number, 4 per
+    boolean) must stay within 32 KB.
+    """
+    matching, _ = parse_key(key)
+    if not isinstance(traffic_type, str) or not traffic_type.strip():
+        raise InputError("invalid event", "trafficType must be a non-empty string")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
+        raise InputError(
+            "invalid event",
+            f"eventType {event_type!r} must match {_EVENT_TYPE.pattern}: letters, digits and "
+            "'-', '_', '.', ':' as separators, at most 80 characters",
+        )
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+    ):
+        raise InputError("invalid event", "value must be a finite number or null")
+    clean: dict[str, Any] | None = None
+    if properties is not None:
+        if not isinstance(properties, dict):
+            raise InputError("invalid event", "properties must be a JSON object or null")
+        clean, size = {}, 1024
+        for name, item in properties.items():
+            ok = (
+                isinstance(item, str | bool)
+                or item is None
+                or (isinstance(item, int | float) and math.isfinite(item))
+            )
+            clean[name] = item if ok else None
+            size += 2 * len(str(name))
+            if isinstance(clean[name], str):
+                size += 2 * len(clean[name])
+            elif isinstance(clean[name], bool):
+                size += 4
+            elif clean[name] is not None:
+                size += 8
+        if size > MAX_PROPERTIES_BYTES:
+            raise InputError(
+                "invalid event", f"properties are about {size} bytes; Split accepts up to 32 KB"
+            )
+    return {
+        "key": matching,
+        "trafficTypeName": traffic_type.strip().lower(),
+        "eventTypeId": event_type,
+        "value": value,
+        "properties": clean,
+    }

@@ -91,7 +91,7 @@ def test_bad_query_is_400_naming_the_problem(app, target, message):
         ({"key": "", "flags": ["a"]}, "key must not be empty"),
         ({"key": "a"}, "flags must be a non-empty list"),
         ({"key": "a", "flags": []}, "flags must be a non-empty list"),
-        ({"key": "a", "flags": "a"}, "flags must be a non-empty list"),
+        ({"key": "a", "flags": "a"}, "flags must be a list"),
         ({"key": "a", "flags": ["x", ""]}, "flags[1]"),
         ({"key": "a", "flags": ["x", 3]}, "flags[1]"),
         ({"key": "a", "flags": ["x"], "attributes": [1]}, "attributes must be a JSON object"),
