@@ -58,3 +58,14 @@ def fake_split() -> Iterator[FakeSplit]:
 @pytest.fixture
 def plan_store(tmp_path: Path) -> PlanStore:
     return PlanStore(SqliteSql(tmp_path / "store.sqlite3"))
+
+
+@pytest.fixture
+def fake_events():
+    from tests.support.fake_events import FakeEvents
+
+    fake = FakeEvents().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
