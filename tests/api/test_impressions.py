@@ -1,4 +1,4 @@
-"""Impressions, counts, unique keys and events: recorded as Split's SDKs do, sent after the response."""
+"""Impressions, counts, unique keys and events: recorded as Split does, sent after responses."""
 
 from __future__ import annotations
 
@@ -118,8 +118,8 @@ def test_sender_posts_split_payloads(fake_events):
     assert not asyncio.run(send())
     bulk = fake_events.received[0]
     assert bulk.path == "/api/testImpressions/bulk"
-    assert bulk.headers["Authorization"] == "Bearer sdk-key"
-    assert bulk.headers["SplitSDKImpressionsMode"] == "OPTIMIZED"
+    assert bulk.headers["authorization"] == "Bearer sdk-key"
+    assert bulk.headers["splitsdkimpressionsmode"] == "OPTIMIZED"
     assert bulk.body == [
         {"f": "f", "i": [{"k": "k", "t": "on", "m": HOUR, "c": 12, "r": "rule", "b": "b"}]}
     ]

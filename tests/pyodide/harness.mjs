@@ -213,6 +213,9 @@ class DurableObjectNamespace {
   }
 }
 
+// For tests of the SQL seam itself: a fresh storage like a Durable Object's.
+globalThis.harnessStorage = () => new DurableObjectStorage(new SQL.Database());
+
 // -- start ---------------------------------------------------------------------------
 
 async function start({ bundle, env: bindings, storeBinding = "FLAG_STORE", storeClass = "FlagStore" }) {

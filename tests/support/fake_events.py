@@ -12,7 +12,7 @@ from typing import Any
 @dataclass
 class Received:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # lowercase names
     body: Any
 
 
@@ -24,6 +24,8 @@ class FakeEvents:
     def __post_init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
         self.arrived = threading.Condition()
+        self.gate = threading.Event()  # cleared: every POST waits until it is set again
+        self.gate.set()
 
     @property
     def url(self) -> str:
@@ -42,10 +44,12 @@ class FakeEvents:
                 pass
 
             def do_POST(self) -> None:
+                fake.gate.wait(30)
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
                 with fake.arrived:
-                    fake.received.append(Received(self.path, dict(self.headers), body))
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    fake.received.append(Received(self.path, headers, body))
                     fake.arrived.notify_all()
                 self.send_response(fake.status)
                 self.send_header("Content-Length", "0")
@@ -57,6 +61,7 @@ class FakeEvents:
         return self
 
     def stop(self) -> None:
+        self.gate.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
