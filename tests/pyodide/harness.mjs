@@ -219,11 +219,13 @@ globalThis.harnessStorage = () => new DurableObjectStorage(new SQL.Database());
 // -- start ---------------------------------------------------------------------------
 
 async function start({ bundle, env: bindings, storeBinding = "FLAG_STORE", storeClass = "FlagStore" }) {
+  const started = performance.now();
   SQL = await initSqlJs();
   py = await loadPyodide({
     stdout: (line) => logs.push(line),
     stderr: (line) => logs.push(line),
   });
+  const loaded = performance.now();
   py.mountNodeFS("/session/metadata", path.resolve(bundle));
 
   env = { ...bindings, [storeBinding]: new DurableObjectNamespace(storeClass) };
@@ -288,8 +290,19 @@ async def _harness_call(relaxed, instance, name, *args):
     return workers.python_to_rpc(result)
 `);
   call = py.globals.get("_harness_call");
+  const sdkReady = performance.now();
   mainModule = py.pyimport("main");
-  return { python: py.runPython("import sys; sys.version.split()[0]"), pyodide: py.version };
+  const imported = performance.now();
+  return {
+    python: py.runPython("import sys; sys.version.split()[0]"),
+    pyodide: py.version,
+    timings: {
+      loadPyodideMs: loaded - started,
+      sdkMs: sdkReady - loaded,
+      importMainMs: imported - sdkReady,
+      sinceProcessStartMs: performance.now(),
+    },
+  };
 }
 
 // -- operations ----------------------------------------------------------------------
@@ -300,11 +313,13 @@ async function fetchOp({ method = "GET", url, headers = {}, body = null }) {
   const request = new Request(url, init);
   const ctx = new ExecutionContext();
   const doCallsBefore = stats.durableObjectCalls;
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const instance = mainModule.Default(ctx, env);
   const response = await call(true, instance, "fetch", request);
   const text = await response.text();
   const elapsed = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   instance.destroy();
   return {
     status: response.status,
@@ -313,6 +328,7 @@ async function fetchOp({ method = "GET", url, headers = {}, body = null }) {
     waitUntil: ctx.promises.length,
     durableObjectCalls: stats.durableObjectCalls - doCallsBefore,
     ms: elapsed,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
 }
 
@@ -330,9 +346,16 @@ async function scheduled({ cron = "* * * * *" }) {
   const ctx = new ExecutionContext();
   const instance = mainModule.Default(ctx, env);
   const controller = { scheduledTime: Date.now(), cron, noRetry() {} };
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
   await call(false, instance, "scheduled", controller, env, ctx);
+  const cpu = process.cpuUsage(cpuBefore);
   instance.destroy();
-  return { waitUntil: await Promise.all(ctx.promises) };
+  return {
+    waitUntil: await Promise.all(ctx.promises),
+    ms: performance.now() - started,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 async function rpc({ method, args = [] }) {

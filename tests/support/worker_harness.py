@@ -55,6 +55,7 @@ class HarnessResponse:
     wait_until: int
     durable_object_calls: int
     ms: float
+    cpu_ms: float = 0.0
     logs: list[str] = field(default_factory=list)
 
     def json(self) -> Any:
@@ -84,7 +85,9 @@ class WorkerHarness:
         threading.Thread(
             target=self._pump, args=(self._process.stderr, self._stderr.append), daemon=True
         ).start()
-        self.versions = self.call("start", bundle=str(bundle_dir), env=env)
+        started = self.call("start", bundle=str(bundle_dir), env=env)
+        self.timings: dict[str, float] = started.pop("timings")
+        self.versions = started
 
     @staticmethod
     def _pump(stream: Any, sink: Any) -> None:
@@ -130,6 +133,7 @@ class WorkerHarness:
             wait_until=result["waitUntil"],
             durable_object_calls=result["durableObjectCalls"],
             ms=result["ms"],
+            cpu_ms=result["cpuMs"],
             logs=self.logs[since:],
         )
 

@@ -179,6 +179,7 @@ def test_a_warm_request_makes_no_durable_object_call(synced):
 
 
 def test_impressions_leave_after_the_response_and_arrive(synced, events, split):
+    synced.drain()  # earlier tests' sends, if any, land first
     events.received.clear()
     events.gate.clear()  # the events API will not answer until the test says so
     answer = synced.fetch("GET", "/treatment?key=carol&flag=all_feature")
