@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,6 +92,8 @@ async def _sync_once(args: argparse.Namespace, settings: Settings) -> SyncReport
 
 def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if not args.verbose:  # the summary below says it all, once
+        logging.getLogger("flagedge.sync").setLevel(logging.CRITICAL)
     report = asyncio.run(_sync_once(args, settings))
     print(report.line())
     for warning in report.warnings:
@@ -103,13 +106,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from flagedge.local import open_store
     from worker.evaluator import Evaluator
+    from worker.inputs import InputError, parse_flag_name, parse_key
     from worker.plan import Plan
+    from worker.results import Label
 
     attributes = None
     if args.attributes is not None:
         try:
             attributes = json.loads(args.attributes)
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:
             print(f"flagedge eval: --attributes is not valid JSON: {error}", file=sys.stderr)
             return EXIT_USAGE
         if not isinstance(attributes, dict):
@@ -124,6 +129,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = Evaluator(plan).evaluate(
         args.key, args.flag, attributes, bucketing_key=args.bucketing_key
     )
+    if result.label in (Label.INVALID_KEY, Label.INVALID_ATTRIBUTES, Label.INVALID_FLAG_NAME):
+        try:  # the same reason the HTTP API gives in its 400
+            parse_key(args.key, args.bucketing_key)
+            parse_flag_name(args.flag)
+        except InputError as error:
+            print(f"flagedge eval: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
     print(json.dumps({"flag": args.flag, "key": args.key, **result.as_dict()}))
     if plan is None:
         print(
@@ -204,6 +216,22 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
             await server.close()
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _state(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--state needs a folder")
+    return Path(text).expanduser()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flagedge", description="Split feature flags at the edge: local tools."
@@ -213,7 +241,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser, plan: bool = True) -> None:
         sub.add_argument(
-            "--state", default=DEFAULT_STATE, help="folder of the local store (default .flagedge)"
+            "--state",
+            type=_state,
+            default=Path(DEFAULT_STATE),
+            help="folder of the local store (default .flagedge)",
         )
         if plan:
             sub.add_argument("--plan", help="a rollout plan JSON file instead of Split's API")
@@ -225,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8787)
     dev.add_argument(
         "--sync-interval",
-        type=float,
+        type=_seconds,
         default=None,
         help="seconds between syncs (default 5 for a plan file, 60 for Split's API)",
     )
@@ -258,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except SettingsError as error:
         print(f"flagedge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, sqlite3.Error) as error:  # an unusable --state, --host or --port
+        where = f" (--state {args.state})" if isinstance(error, sqlite3.Error) else ""
+        print(f"flagedge: {error}{where}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -24,6 +24,7 @@ __all__ = ["DevServer"]
 logger = logging.getLogger("flagedge.dev")
 
 MAX_BODY = 1 << 20
+READ_TIMEOUT_S = 30.0  # a client that stops sending mid-request is let go
 
 
 class DevServer:
@@ -97,7 +98,10 @@ class DevServer:
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = await reader.read(65536)
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), READ_TIMEOUT_S)
+                    except TimeoutError:
+                        return False
                     conn.receive_data(data)
                     if not data and conn.their_state is not h11.DONE:
                         return False
@@ -134,18 +138,24 @@ class DevServer:
             request.method.decode("ascii"), request.target.decode("latin-1"), headers, bytes(body)
         )
         response = await self.app.handle(api_request, self.background)
-        await self._send(conn, writer, response)
+        await self._send(conn, writer, response, head=api_request.method == "HEAD")
+        target = request.target.decode("latin-1")
         logger.info(
             "%s %s %d %.2fms",
             api_request.method,
-            request.target.decode("latin-1"),
+            target if len(target) <= 200 else target[:200] + "...",
             response.status,
             (time.perf_counter() - started) * 1000,
         )
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     async def _send(
-        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        response: Response,
+        *,
+        head: bool = False,
     ) -> None:
         headers = [(k, v) for k, v in response.headers.items()]
         headers.append(("content-length", str(len(response.body))))
@@ -154,7 +164,7 @@ class DevServer:
         except ValueError:
             reason = b""
         data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-        if response.body:
+        if response.body and not head:
             data += conn.send(h11.Data(data=response.body))
         data += conn.send(h11.EndOfMessage())
         writer.write(data)

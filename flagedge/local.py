@@ -7,6 +7,7 @@ by the dev server in another.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +24,39 @@ def open_store(state_dir: str | Path) -> PlanStore:
 
 
 class LocalStore:
-    """Async facade over a ``PlanStore``: the reader and the synchronizer's writer side."""
+    """Async facade over a ``PlanStore``: the reader and the synchronizer's writer side.
+
+    Each call runs in a worker thread, so a large sync's SQLite work does not
+    stall the dev server's requests.
+    """
 
     def __init__(self, store: PlanStore) -> None:
         self.store = store
 
     async def read_plan(self, known_version: int, max_segment_size: int) -> dict[str, Any] | None:
-        return self.store.read_plan(known_version, max_segment_size)
+        return await asyncio.to_thread(self.store.read_plan, known_version, max_segment_size)
 
     async def memberships(self, key: str, segments: list[str]) -> list[str]:
-        return self.store.memberships(key, segments)
+        return await asyncio.to_thread(self.store.memberships, key, segments)
 
     async def status(self) -> dict[str, Any]:
-        return self.store.status()
+        return await asyncio.to_thread(self.store.status)
 
     async def begin_sync(self, owner: str, now_ms: int, lease_ms: int) -> dict[str, Any]:
-        return self.store.begin_sync(owner, now_ms, lease_ms)
+        return await asyncio.to_thread(self.store.begin_sync, owner, now_ms, lease_ms)
 
     async def stage(self, owner: str, piece: dict[str, Any]) -> None:
-        self.store.stage(owner, piece)
+        await asyncio.to_thread(self.store.stage, owner, piece)
 
     async def discard_stage(self, owner: str) -> None:
-        self.store.discard_stage(owner)
+        await asyncio.to_thread(self.store.discard_stage, owner)
 
     async def publish(
         self, owner: str, units: list[str], *, piece: dict[str, Any] | None, now_ms: int
     ) -> dict[str, Any]:
-        return self.store.publish(owner, units, piece=piece, now_ms=now_ms)
+        return await asyncio.to_thread(self.store.publish, owner, units, piece=piece, now_ms=now_ms)
 
     async def end_sync(
         self, owner: str, status: dict[str, Any], sync_state: dict[str, Any]
     ) -> None:
-        self.store.end_sync(owner, status, sync_state)
+        await asyncio.to_thread(self.store.end_sync, owner, status, sync_state)

@@ -27,16 +27,22 @@ __all__ = ["PlanFile", "load_plan_file"]
 
 logger = logging.getLogger("flagedge.sync")
 
+MAX_PLAN_BYTES = 512 << 20
+
 
 def load_plan_file(path: Path) -> tuple[Changes, dict[str, list[str]], bytes]:
     """Read and check a plan file: its changes, its segments and its raw bytes."""
     try:
+        if not path.is_file():
+            raise BadResponse(f"plan file {path} is not a regular file")
+        if path.stat().st_size > MAX_PLAN_BYTES:
+            raise BadResponse(f"plan file {path} is over {MAX_PLAN_BYTES >> 20} MB")
         raw = path.read_bytes()
     except OSError as error:
         raise BadResponse(f"cannot read plan file {path}: {error.strerror or error}") from error
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
         raise BadResponse(f"plan file {path} is not valid JSON: {error}") from error
     try:
         changes = parse_split_changes(doc)

@@ -124,6 +124,8 @@ class SyncReport:
         }
 
     def line(self) -> str:
+        if self.outcome == "busy":
+            return f"sync busy: {self.error}; try again"
         counts = self.counts
         text = (
             f"sync {self.outcome}: version {self.version}"
@@ -209,6 +211,7 @@ class _Run:
         self.visited: set[str] = set()
         self.rebuild = False
         self.result: dict[str, Any] = {}
+        self.warnings: list[str] = []
 
     def now_ms(self) -> int:
         return int(self.budget.clock() * 1000)
@@ -240,7 +243,9 @@ class _Run:
     # -- the run ---------------------------------------------------------
 
     async def prepare(self, state: dict[str, Any]) -> None:
-        fingerprint = await self.source.fingerprint()
+        # The flag-set filter decides what is stored, whatever the source: part of the identity.
+        sets = ",".join(sorted(self.flag_sets))
+        fingerprint = f"{await self.source.fingerprint()}|sets={sets}"
         self.sync_state = dict(state.get("sync") or {})
         stage = state.get("stage")
         version = state["version"]
@@ -349,7 +354,7 @@ class _Run:
         keep: bool,
         current: dict[str, list[str]],
         buffered: dict[str, dict[str, Any] | None],
-        check: Callable[[dict[str, Any]], str],
+        check: Callable[[dict[str, Any]], tuple[str, list[str]]],
         what: str,
     ) -> bool:
         name = raw["name"]
@@ -361,9 +366,12 @@ class _Run:
             self.piece.size += len(name) + 16
             return True
         try:
-            body = check(raw)
+            body, warnings = check(raw)
         except DataError as error:
             raise BadResponse(f"{what} {name!r} rejected: {error}") from error
+        for warning in warnings:
+            logger.warning("%s", warning)
+            self.warnings.append(warning)
         refs = segment_refs(raw)
         current[name] = refs
         buffered[name] = {"body": body, "refs": refs}
@@ -529,7 +537,7 @@ async def run_sync(
     except Exception as error:  # the run's outcome is 'failed' and says why
         failure = failure or error
 
-    report.warnings = list(getattr(source, "warnings", []))
+    report.warnings = [*getattr(source, "warnings", []), *run.warnings]
     report.pending = sorted(run.units)
     if failure is not None:
         report.outcome, report.error = "failed", str(failure)

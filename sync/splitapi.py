@@ -168,7 +168,10 @@ class SplitApi:
                 if status == 200:
                     try:
                         return json.loads(body)
-                    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                    except (
+                        ValueError,
+                        RecursionError,
+                    ) as error:  # bad JSON, bad UTF-8, nested too deep
                         raise BadResponse(
                             f"GET {path} answered 200 with a body that is not JSON ({error})"
                         ) from error

@@ -46,6 +46,7 @@ __all__ = ["App", "Background", "HttpError", "Request", "Response"]
 logger = logging.getLogger("flagedge.api")
 
 Background = Callable[[Awaitable[None]], None]
+MAX_NAMES = 1000  # flags (or flag sets) in one call
 Handler = Callable[["Request"], Awaitable["Response"]]
 
 
@@ -65,7 +66,9 @@ class Request:
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
     ) -> Request:
-        """From a request target such as ``/treatment?key=a&flag=b``."""
+        """From a request target such as ``/treatment?key=a&flag=b`` (or an absolute URL)."""
+        if target.startswith(("http://", "https://")):
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
         path, _, query = target.partition("?")
         return cls(
             method=method.upper(),
@@ -79,12 +82,19 @@ class Request:
         values = self.query.get(name)
         return values[0] if values else None
 
+    def single(self, name: str) -> str | None:
+        """``param``, refusing a parameter given more than once."""
+        values = self.query.get(name)
+        if values and len(values) > 1:
+            raise HttpError(400, f"{name} is given {len(values)} times; give it once")
+        return values[0] if values else None
+
     def json(self) -> Any:
         if not self.body:
             raise HttpError(400, "the request body is empty; send a JSON object")
         try:
             return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
             raise HttpError(400, f"the request body is not valid JSON: {error}") from error
 
 
@@ -96,7 +106,11 @@ class Response:
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        try:
+            body = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate echoed back: escape it as JSON allows
+            body = json.dumps(payload, separators=(",", ":")).encode()
         return cls(status, body, {"content-type": "application/json", **(headers or {})})
 
     @classmethod
@@ -127,7 +141,7 @@ class Route:
 def parse_json_param(text: str, name: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:
         raise HttpError(400, f"{name} is not valid JSON: {error}") from error
 
 
@@ -198,7 +212,8 @@ class App:
         if request.method == "OPTIONS" and origin is not None:
             return self._preflight(request, origin)
         methods = self._route(request.path)
-        route = methods.get(request.method) if methods else None
+        method = "GET" if request.method == "HEAD" else request.method  # adapters drop the body
+        route = methods.get(method) if methods else None
         try:
             if methods is None:
                 raise HttpError(404, f"no route {request.path}")
@@ -377,16 +392,16 @@ class App:
     # -- flagedge's own routes -------------------------------------------------
 
     async def treatment(self, request: Request) -> Response:
-        flag = request.param("flag")
+        flag = request.single("flag")
         if flag is None:
             raise HttpError(400, "flag is required")
         try:
             name = parse_flag_name(flag)
         except InputError as error:
             raise HttpError(400, f"flag: {error.message}") from error
-        bucketing = request.param("bucketingKey")
-        key = request_key(request.param("key"), bucketing)
-        raw_attributes = request.param("attributes")
+        bucketing = request.single("bucketingKey")
+        key = request_key(request.single("key"), bucketing)
+        raw_attributes = request.single("attributes")
         attributes = (
             request_attributes(parse_json_param(raw_attributes, "attributes"))
             if raw_attributes is not None
@@ -409,6 +424,8 @@ class App:
                 raise HttpError(400, f"{field_name} must be a list of names")
         if not flags and not sets:
             raise HttpError(400, "flags must be a non-empty list of flag names (or give flagSets)")
+        if len(flags or []) + len(sets or []) > MAX_NAMES:
+            raise HttpError(400, f"at most {MAX_NAMES} flags and flag sets in one call")
         names = []
         for index, raw in enumerate(flags or []):
             try:
@@ -484,6 +501,8 @@ class App:
         if operation == "evaluate_many":
             if not isinstance(a["flags"], list) or not a["flags"]:
                 raise HttpError(400, "flags must be a non-empty list of flag names")
+            if len(a["flags"]) > MAX_NAMES:
+                raise HttpError(400, f"at most {MAX_NAMES} flags in one call")
             for index, raw in enumerate(a["flags"]):
                 try:
                     names.append(parse_flag_name(raw))

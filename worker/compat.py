@@ -21,7 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from worker.api import HttpError, Request, Response, Route
-from worker.inputs import MAX_KEY_LENGTH, InputError, parse_flag_sets
+from worker.inputs import MAX_KEY_LENGTH, InputError, is_unicode, parse_flag_sets, utf16_length
 from worker.matchers import _JS_SPACE, to_number
 
 if TYPE_CHECKING:
@@ -56,7 +56,10 @@ def _check_key(raw: Any, kind: str, errors: list[str]) -> str | None:
     if not text:
         errors.append(f"you passed an empty string, {kind} must be a non-empty string.")
         return None
-    if len(text) > MAX_KEY_LENGTH:
+    if not is_unicode(text):
+        errors.append("you passed an invalid key, key must be a non-empty string.")
+        return None
+    if utf16_length(text) > MAX_KEY_LENGTH:
         errors.append(f"{kind} too long, {kind} must be 250 characters or less.")
         return None
     return text
@@ -80,7 +83,7 @@ def _attributes(raw: Any, errors: list[str]) -> dict[str, Any] | None:
     if isinstance(raw, str):
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             value = None
     if not isinstance(value, dict):
         errors.append("attributes must be a plain object.")
@@ -101,7 +104,7 @@ class _Client:
             return {}
         try:
             body = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
             raise _ParseFailed(str(error)) from error
         return body if isinstance(body, dict) else {}
 
@@ -228,7 +231,7 @@ class _Client:
             return []
         try:
             items = json.loads(raw) if isinstance(raw, str) else None
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             items = None
         if not isinstance(items, list):
             errors.append("keys must be a valid format.")
@@ -315,7 +318,7 @@ class _Client:
         if isinstance(raw_properties, str):
             try:
                 parsed = json.loads(raw_properties)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 parsed = None
             properties = parsed if isinstance(parsed, dict) else None  # ignored, as there
         if errors:

@@ -329,7 +329,7 @@ class Default(WorkerEntrypoint):  # type: ignore[misc]
         answer = await rt.app.handle(
             Request.build(method, target, headers, bytes(body)), self._background
         )
-        if answer.status in (204, 304):
+        if answer.status in (204, 304) or method == "HEAD":
             return Response(None, status=answer.status, headers=answer.headers)
         return Response(answer.body, status=answer.status, headers=answer.headers)
 

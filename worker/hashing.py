@@ -95,9 +95,10 @@ def _mmh3_or_pure() -> Callable[[str, int], int]:
     mmh3_hash = mmh3.hash
 
     def murmur3_32(key: str, seed: int) -> int:
-        # mmh3 wants a signed seed in some releases and an unsigned one in
-        # others; the low 32 bits are what the algorithm uses either way.
-        return mmh3_hash(key, seed & _MASK, signed=False)
+        # UTF-8 bytes made here: mmh3 5.3 crashes the process on a lone
+        # surrogate, where encoding raises an error the evaluator contains.
+        # The seed's low 32 bits are what the algorithm uses.
+        return mmh3_hash(key.encode("utf-8"), seed & _MASK, signed=False)
 
     return murmur3_32
 

@@ -25,11 +25,13 @@ from worker.results import Label
 __all__ = [
     "MAX_KEY_LENGTH",
     "InputError",
+    "is_unicode",
     "parse_attributes",
     "parse_event",
     "parse_flag_name",
     "parse_flag_sets",
     "parse_key",
+    "utf16_length",
 ]
 
 MAX_KEY_LENGTH = 250
@@ -55,11 +57,29 @@ def _key_part(raw: Any, what: str) -> str:
     text = raw.strip(_JS_SPACE)
     if not text:
         raise InputError(Label.INVALID_KEY, f"{what} must not be empty")
-    if len(text) > MAX_KEY_LENGTH:
+    if not is_unicode(text):
+        raise InputError(Label.INVALID_KEY, f"{what} holds a lone surrogate; send valid Unicode")
+    length = utf16_length(text)  # Split counts JavaScript string length: UTF-16 units
+    if length > MAX_KEY_LENGTH:
         raise InputError(
-            Label.INVALID_KEY, f"{what} is {len(text)} characters; at most {MAX_KEY_LENGTH} allowed"
+            Label.INVALID_KEY, f"{what} is {length} characters; at most {MAX_KEY_LENGTH} allowed"
         )
     return text
+
+
+def is_unicode(text: str) -> bool:
+    """False for text holding lone surrogates, which JSON allows and UTF-8 cannot carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf16_length(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(1 for ch in text if ch > "\uffff")
 
 
 def parse_key(raw: Any, bucketing_key: Any = None) -> tuple[str, str]:
@@ -97,6 +117,8 @@ def parse_flag_name(raw: Any) -> str:
     name = raw.strip(_JS_SPACE)
     if not name:
         raise InputError(Label.INVALID_FLAG_NAME, "a flag name must not be empty")
+    if not is_unicode(name):
+        raise InputError(Label.INVALID_FLAG_NAME, "a flag name holds a lone surrogate")
     return name
 
 

@@ -54,7 +54,7 @@ def _context(request: Request) -> tuple[tuple[str, str], dict[str, Any]]:
         raise _Refused(400, "PARSE_ERROR", 'the request body is empty; send {"context": {...}}')
     try:
         body = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
         raise _Refused(
             400, "PARSE_ERROR", f"the request body is not valid JSON: {error}"
         ) from error

@@ -380,15 +380,37 @@ def _canonical(raw: dict[str, Any]) -> str:
     return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
 
 
-def check_flag(raw: dict[str, Any]) -> str:
-    """Compile ``raw`` to prove it usable; return it as compact JSON to store."""
-    compile_flag(raw)
-    return _canonical(raw)
+def check_flag(raw: dict[str, Any]) -> tuple[str, list[str]]:
+    """Compile ``raw`` to prove it usable: its compact JSON to store, and what is odd about it.
+
+    Odd but valid, as Split's SDKs see it: partitions that do not sum to 100
+    (every evaluation is control/"exception") and a matcher type this evaluator
+    does not know (every evaluation is control, "targeting rule type
+    unsupported by sdk").
+    """
+    flag = compile_flag(raw)
+    warnings = []
+    if flag.fixed is not None and flag.fixed.label == Label.EXCEPTION:
+        warnings.append(
+            f"flag {flag.name!r}: partitions do not sum to 100; it evaluates to control"
+        )
+    if flag.unsupported is not None:
+        warnings.append(
+            f"flag {flag.name!r}: a matcher type unknown to flagedge; it evaluates to "
+            "control (targeting rule type unsupported by sdk)"
+        )
+    return _canonical(raw), warnings
 
 
-def check_rule_based_segment(raw: dict[str, Any]) -> str:
-    compile_rule_based_segment(raw)
-    return _canonical(raw)
+def check_rule_based_segment(raw: dict[str, Any]) -> tuple[str, list[str]]:
+    segment = compile_rule_based_segment(raw)
+    warnings = []
+    if segment.matches_all:
+        warnings.append(
+            f"rule-based segment {segment.name!r}: a matcher type unknown to "
+            "flagedge; every key not excluded is a member"
+        )
+    return _canonical(raw), warnings
 
 
 # -- the plan ----------------------------------------------------------------

@@ -64,6 +64,7 @@ class Setting:
     kind: Kind
     help: str
     cli: str | None = None
+    minimum: float = 0
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -156,6 +157,7 @@ SETTINGS: tuple[Setting, ...] = (
         "50",
         "int",
         "Subrequests one sync run may make (Split API and store calls); 50 fits the free plan.",
+        minimum=5,
     ),
     Setting(
         "sync_seconds",
@@ -164,6 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
         "25",
         "float",
         "Wall-clock budget of one sync run, in seconds.",
+        minimum=1,
     ),
     Setting(
         "eval_token",
@@ -225,13 +228,13 @@ def _parse(setting: Setting, raw: str) -> Any:
         return _BOOLEANS[text.lower()]
     if kind == "int":
         value = int(text)
-        if value < 0:
-            raise ValueError(f"{value} is negative")
+        if value < setting.minimum:
+            raise ValueError(f"{value} is below the least useful value, {setting.minimum:g}")
         return value
     if kind == "float":
         number = float(text)
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"{text!r} is not a non-negative number")
+        if not math.isfinite(number) or number < setting.minimum:
+            raise ValueError(f"{text!r} is not a number of at least {setting.minimum:g}")
         return number
     if kind == "mode":
         mode = text.upper()
@@ -251,7 +254,7 @@ def _parse(setting: Setting, raw: str) -> Any:
 
         try:
             return Fallbacks.parse(json.loads(text))
-        except (ValueError, FallbackError) as error:
+        except (ValueError, RecursionError, FallbackError) as error:
             raise ValueError(str(error)) from error
     if kind == "list":
         items = [part.strip() for part in raw.split(",") if part.strip()]

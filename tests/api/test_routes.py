@@ -111,3 +111,44 @@ def test_unknown_route_is_404_and_wrong_method_405(app):
     assert wrong.status == 405
     assert wrong.headers["allow"] == "GET"
     assert "error" in wrong.payload()
+
+
+# -- regressions found by trying to break the dev server -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "body", "message"),
+    [
+        ("POST", "/treatments", '{"key": "\\ud800", "flags": ["new_checkout"]}', "lone surrogate"),
+        ("GET", "/treatment?key=" + "%F0%9F%98%80" * 200 + "&flag=x", None, "400 characters"),
+        (
+            "GET",
+            "/treatment?key=a&flag=x&attributes=" + "%5B" * 3000 + "%5D" * 3000,
+            None,
+            "not valid JSON",
+        ),
+        (
+            "POST",
+            "/treatments",
+            '{"key": "a", "flags": ' + "[" * 3000 + "]" * 3000 + "}",
+            "not valid JSON",
+        ),
+        ("GET", "/treatment?key=a&key=b&flag=x", None, "key is given 2 times"),
+        (
+            "POST",
+            "/treatments",
+            '{"key": "a", "flags": [' + ",".join(['"f"'] * 1001) + "]}",
+            "at most 1000",
+        ),
+    ],
+)
+def test_hostile_input_is_a_400_not_a_crash(app, method, target, body, message):
+    answer = call(app, method, target, raw=body.encode() if body else None)
+    assert answer.status == 400
+    assert message in answer.payload()["error"]
+
+
+def test_head_is_get_without_a_body_and_absolute_targets_work(app):
+    assert call(app, "HEAD", "/health").status == 200
+    answer = call(app, "GET", "http://flags.example/treatment?key=bob&flag=beta_banner")
+    assert answer.payload()["treatment"] == "on"

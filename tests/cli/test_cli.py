@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,3 +158,55 @@ def test_flagedge_sync_against_a_split_api_failing_half_its_requests(tmp_path, f
             dict(fake_split.definitions("ff")["all_feature"], killed=len(outcomes) % 2 == 0)
         )
     assert 0 in outcomes
+
+
+def test_changing_the_flag_sets_rebuilds_the_plan(tmp_path):
+    assert flagedge("sync", "--flag-sets", "ops", cwd=tmp_path).stdout.startswith(
+        "sync ok: version 1 (published), flags 1"
+    )
+    assert flagedge("sync", cwd=tmp_path).stdout.startswith(
+        "sync ok: version 2 (published), flags 8"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("dev", "--sync-interval", "0"),
+        ("dev", "--sync-interval", "nan"),
+        ("sync", "--state", ""),
+        ("eval", "", "new_checkout"),
+        ("eval", "\udcff", "new_checkout"),  # a non-UTF-8 byte on the command line
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(tmp_path, args):
+    result = flagedge(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.strip()
+
+
+def test_an_unusable_state_folder_or_port_is_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = flagedge("sync", "--state", "afile", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = flagedge("dev", "--port", str(taken.getsockname()[1]), cwd=tmp_path)
+    assert busy.returncode == 2 and "address already in use" in busy.stderr
+
+
+def test_a_plan_file_that_is_not_a_file_fails_the_sync(tmp_path):
+    result = flagedge("sync", "--plan", "/dev/zero", cwd=tmp_path)
+    assert result.returncode == 1 and "not a regular file" in result.stdout
+    assert result.stdout.count("\n") == 1  # one line, not a log line and a summary
+
+
+def test_a_flag_that_can_only_be_control_is_a_sync_warning(tmp_path):
+    plan = json.loads((ROOT / "examples" / "plan.json").read_text())
+    plan["ff"]["d"][0]["conditions"][-1]["partitions"][0]["size"] = 70  # 70 + 50
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    result = flagedge("sync", "--plan", str(path), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "new_checkout" in result.stderr and "do not sum to 100" in result.stderr
