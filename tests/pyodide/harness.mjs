@@ -47,6 +47,7 @@ let call; // Python: dispatch like workerd's introspection.wrapper_func
 let mainModule;
 let env;
 let waitUntilPending = [];
+let preloaded = {}; // Durable Object databases to start from, by object name (base64 SQLite)
 const stats = { durableObjectCalls: 0, durableObjectCallsByMethod: {} };
 
 // -- the runtime's JavaScript objects, named as workerd names them ------------------
@@ -174,6 +175,12 @@ class DurableObjectNamespace {
   constructor(className) {
     this._className = className;
     this._objects = new Map();
+    this._databases = new Map();
+  }
+  export() {
+    return Object.fromEntries(
+      [...this._databases].map(([name, db]) => [name, Buffer.from(db.export()).toString("base64")]),
+    );
   }
   idFromName(name) {
     return new DurableObjectId(createHash("sha256").update(name).digest("hex"), name);
@@ -205,7 +212,10 @@ class DurableObjectNamespace {
   _instance(key, id) {
     let instance = this._objects.get(key);
     if (!instance) {
-      const state = new DurableObjectState(id, new DurableObjectStorage(new SQL.Database()));
+      const saved = preloaded[id.name];
+      const db = saved ? new SQL.Database(Buffer.from(saved, "base64")) : new SQL.Database();
+      const state = new DurableObjectState(id, new DurableObjectStorage(db));
+      this._databases.set(id.name, db);
       instance = mainModule[this._className](state, env);
       this._objects.set(key, instance);
     }
@@ -218,7 +228,8 @@ globalThis.harnessStorage = () => new DurableObjectStorage(new SQL.Database());
 
 // -- start ---------------------------------------------------------------------------
 
-async function start({ bundle, env: bindings, storeBinding = "FLAG_STORE", storeClass = "FlagStore" }) {
+async function start({ bundle, env: bindings, storeBinding = "FLAG_STORE", storeClass = "FlagStore", stores = {} }) {
+  preloaded = stores;
   const started = performance.now();
   SQL = await initSqlJs();
   py = await loadPyodide({
@@ -384,6 +395,7 @@ const OPS = {
   rpc,
   python,
   stats: async () => ({ ...stats, fetches: fetchLog.slice() }),
+  exportStores: async () => env.FLAG_STORE.export(),
 };
 
 process.on("uncaughtException", (error) => process.stderr.write(`harness: uncaught ${error.message}\n`));

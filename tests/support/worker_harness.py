@@ -63,7 +63,14 @@ class HarnessResponse:
 
 
 class WorkerHarness:
-    def __init__(self, bundle_dir: Path, env: dict[str, str], *, timeout_s: float = 180) -> None:
+    def __init__(
+        self,
+        bundle_dir: Path,
+        env: dict[str, str],
+        *,
+        timeout_s: float = 180,
+        stores: dict[str, str] | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
         self.logs: list[str] = []
         self._next = 0
@@ -85,7 +92,7 @@ class WorkerHarness:
         threading.Thread(
             target=self._pump, args=(self._process.stderr, self._stderr.append), daemon=True
         ).start()
-        started = self.call("start", bundle=str(bundle_dir), env=env)
+        started = self.call("start", bundle=str(bundle_dir), env=env, stores=stores or {})
         self.timings: dict[str, float] = started.pop("timings")
         self.versions = started
 
