@@ -24,13 +24,13 @@ from tests.conftest import fixture_segments, load
 from tests.support.fake_split import FakeSplit
 from tests.support.worker_harness import WorkerHarness, write_bundle
 
-MINIMAL = '''from workers import Response, WorkerEntrypoint
+MINIMAL = """from workers import Response, WorkerEntrypoint
 
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         return Response("ok")
-'''
+"""
 WARM = 300
 
 
@@ -62,8 +62,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="flagedge-bench-"))
     split = FakeSplit(page_size=100).start()
     split.load(load("flags/splitChanges-v1.3.json"), fixture_segments())
-    env = {"SPLIT_SDK_KEY": split.sdk_key, "SPLIT_SDK_URL": split.url,
-           "FLAGEDGE_IMPRESSIONS_MODE": "NONE"}
+    env = {
+        "SPLIT_SDK_KEY": split.sdk_key,
+        "SPLIT_SDK_URL": split.url,
+        "FLAGEDGE_IMPRESSIONS_MODE": "NONE",
+    }
     try:
         (work / "flagedge").mkdir()
         bundle = write_bundle(build_bundle(), work / "flagedge")
@@ -85,14 +88,25 @@ def main() -> None:
             runs["minimal Worker"].append(measure(bare, "/"))
             bare.close()
         for name, measured in runs.items():
-            rows[name] = {k: round(statistics.median(m[k] for m in measured), 2) for k in measured[0]}
+            rows[name] = {
+                k: round(statistics.median(m[k] for m in measured), 2) for k in measured[0]
+            }
         print(json.dumps(rows, indent=2))
-        print(json.dumps({
-            "first scheduled sync (new isolate, fixture plan)":
-                {"wall_ms": round(sync["ms"], 1), "cpu_ms": round(sync["cpuMs"], 1)},
-            "next scheduled sync (no changes)":
-                {"wall_ms": round(again["ms"], 1), "cpu_ms": round(again["cpuMs"], 1)},
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "first scheduled sync (new isolate, fixture plan)": {
+                        "wall_ms": round(sync["ms"], 1),
+                        "cpu_ms": round(sync["cpuMs"], 1),
+                    },
+                    "next scheduled sync (no changes)": {
+                        "wall_ms": round(again["ms"], 1),
+                        "cpu_ms": round(again["cpuMs"], 1),
+                    },
+                },
+                indent=2,
+            )
+        )
     finally:
         split.stop()
         shutil.rmtree(work)
