@@ -1,6 +1,6 @@
 """flagedge's per-evaluation time inside Pyodide 0.28.2 (the Worker's runtime), under Node.
 
-    ./scripts/test -q tests/worker    # once, so tests/pyodide/node_modules exists
+    ./scripts/test -q tests/worker    # once, so tests/node/node_modules exists
     .venv/bin/python -m bench.pyodide_eval
 
 The same plans and loop as bench.evaluator, run by the bundle's own modules

@@ -1,6 +1,6 @@
 """The Worker in Pyodide under Node: cold start, warm requests, Durable Object calls.
 
-    ./scripts/test -q tests/worker    # once, so tests/pyodide/node_modules exists
+    ./scripts/test -q tests/worker    # once, so tests/node/node_modules exists
     .venv/bin/python -m bench.worker
 
 Each case runs in a fresh Node process with the test harness (the real

@@ -3,6 +3,7 @@
     flagedge dev   [--plan FILE] [--host H] [--port P] [--state DIR] [--sync-interval S]
     flagedge sync  [--plan FILE] [--state DIR]
     flagedge eval  KEY FLAG [--attributes JSON] [--bucketing-key B] [--state DIR]
+    flagedge bundle [--json]
 
 The plan comes from ``--plan`` when given, else from Split's API when
 ``SPLIT_SDK_KEY`` is set, else from the bundled example. Every other setting
@@ -17,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -216,6 +218,33 @@ async def _dev(args: argparse.Namespace, settings: Settings) -> None:
             await server.close()
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from flagedge.bundle import BundleError, build_bundle
+
+    try:
+        bundle = build_bundle()
+    except BundleError as error:
+        print(f"flagedge bundle: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "hash": bundle.hash,
+                    "main_module": bundle.main_module,
+                    "modules": bundle.manifest(),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    width = max(len(m.name) for m in bundle.modules)
+    for module in bundle.modules:
+        print(f"{module.name:<{width}}  {len(module.content):>8}  {module.sha256}")
+    print(f"{len(bundle.modules)} modules, {bundle.size} bytes, bundle sha256 {bundle.hash}")
+    return 0
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -273,12 +302,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--attributes", help="a JSON object of attributes")
     evaluate.add_argument("--bucketing-key")
     evaluate.set_defaults(run=cmd_eval)
+
+    bundle = commands.add_parser(
+        "bundle", help="print the module set the Pulumi program uploads (module, size, sha256)"
+    )
+    bundle.add_argument("--json", action="store_true", help="print it as JSON")
+    bundle.set_defaults(run=cmd_bundle)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `flagedge bundle | head` ends quietly, as shell tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
-    quiet = args.command in ("sync", "eval")
+    quiet = args.command in ("sync", "eval", "bundle")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else (logging.WARNING if quiet else logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -88,7 +88,9 @@ class FlagedgeWorker(pulumi.ComponentResource):
         if args.route and not args.zone_id:
             raise ValueError("a route needs zoneId")
 
-        migrations = pending_migrations(applied_migration_tag(args.account_id, args.script_name))
+        migrations = pending_migrations(
+            applied_migration_tag(args.account_id, args.script_name), MIGRATIONS
+        )
 
         bindings = [
             cloudflare.WorkersScriptBindingArgs(

@@ -85,6 +85,7 @@ def run_program(
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
 
     exports: dict[str, Any] = {}
+    resolved: dict[str, Any] = {}
     original_export = pulumi.export
 
     def capture(name: str, value: Any) -> None:
@@ -98,19 +99,10 @@ def run_program(
             runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
         finally:
             pulumi.export = original_export
-        return pulumi.Output.all(*exports.values())
+        return pulumi.Output.all(**exports).apply(resolved.update)
 
     program()
-    return mocks, {k: resolve(v) for k, v in exports.items()}
-
-
-def resolve(output: Any) -> Any:
-    """The plain value of an Output, once the program has run under mocks."""
-    if not isinstance(output, pulumi.Output):
-        return output
-    box: list[Any] = []
-    output.apply(box.append)
-    return box[0] if box else None
+    return mocks, resolved
 
 
 def is_secret(value: Any) -> bool:

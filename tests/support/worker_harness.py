@@ -1,4 +1,4 @@
-"""pytest's side of the Pyodide harness (tests/pyodide/harness.mjs).
+"""pytest's side of the Pyodide harness (tests/node/harness.mjs).
 
 ``WorkerHarness`` starts Node with Pyodide, loads the exact module set that
 ``flagedge.bundle.build_bundle`` produces (what the Pulumi program uploads)
@@ -19,7 +19,7 @@ from typing import Any
 from flagedge.bundle import Bundle
 
 ROOT = Path(__file__).resolve().parents[2]
-HARNESS_DIR = ROOT / "tests" / "pyodide"
+HARNESS_DIR = ROOT / "tests" / "node"
 
 
 class HarnessError(Exception):
@@ -32,8 +32,8 @@ def node_or_explain() -> str:
         raise HarnessError("the Worker tests need Node.js 20+ on PATH (see the README)")
     if not (HARNESS_DIR / "node_modules" / "pyodide").exists():
         raise HarnessError(
-            "tests/pyodide/node_modules is missing: run ./scripts/test, which runs "
-            "`npm ci` there, or `npm ci --prefix tests/pyodide`"
+            "tests/node/node_modules is missing: run ./scripts/test, which runs "
+            "`npm ci` there, or `npm ci --prefix tests/node`"
         )
     return node
 
