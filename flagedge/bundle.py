@@ -10,6 +10,11 @@ what is deployed. It holds:
 * the pure-Python packages of ``worker/vendor.txt``, unpacked from wheels
   pinned by hash under ``python_modules/``, where the Python Workers runtime
   looks for vendored packages (as data modules, as wrangler uploads them).
+  In workerd, ``src/pyodide/internal/setup_python_search_path.py`` puts
+  ``/session/metadata/python_modules`` on ``sys.path`` before site-packages,
+  the only vendor path once ``python_workers_force_new_vendor_path`` is on
+  (compatibility dates from 2025-08-11); from 2026-04-21 the runtime also stops
+  providing ``workers`` itself, hence workers-runtime-sdk in the list.
 
 The bundle is deterministic: modules are sorted by name and hold only file
 bytes, so an unchanged tree gives the same hash and no diff to deploy.

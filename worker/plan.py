@@ -171,21 +171,26 @@ def _compile_matchers(
     return tuple(compiled)
 
 
-def compile_flag(raw: Any, segments: Callable[[str], SegmentCheck] = _no_segment) -> Flag:
-    """Compile one flag definition; raises ``DataError`` when it is wrongly typed."""
+def _header(raw: Any, what: str) -> tuple[str, str, int | None]:
+    """A definition's name, how errors name it, and its change number."""
     if not isinstance(raw, dict):
-        raise DataError("a flag must be an object")
+        raise DataError(f"a {what} must be an object")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        raise DataError("flag name must be a non-empty string")
-    where = f"flag {name!r}"
-
-    default_treatment = raw.get("defaultTreatment")
-    if not isinstance(default_treatment, str):
-        raise DataError(f"{where}.defaultTreatment must be a string")
+        raise DataError(f"{what} name must be a non-empty string")
+    where = f"{what} {name!r}"
     change_number = raw.get("changeNumber")
     if change_number is not None:
         change_number = expect_int(change_number, f"{where}.changeNumber")
+    return name, where, change_number
+
+
+def compile_flag(raw: Any, segments: Callable[[str], SegmentCheck] = _no_segment) -> Flag:
+    """Compile one flag definition; raises ``DataError`` when it is wrongly typed."""
+    name, where, change_number = _header(raw, "flag")
+    default_treatment = raw.get("defaultTreatment")
+    if not isinstance(default_treatment, str):
+        raise DataError(f"{where}.defaultTreatment must be a string")
     seed_raw = raw.get("seed")
     seed = 0 if seed_raw is None else expect_int(seed_raw, f"{where}.seed")
     killed = _optional(raw, "killed", bool, where) or False
@@ -317,15 +322,7 @@ def compile_flag(raw: Any, segments: Callable[[str], SegmentCheck] = _no_segment
 def compile_rule_based_segment(
     raw: Any, segments: Callable[[str], SegmentCheck] = _no_segment
 ) -> RuleBasedSegment:
-    if not isinstance(raw, dict):
-        raise DataError("a rule-based segment must be an object")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise DataError("rule-based segment name must be a non-empty string")
-    where = f"rule-based segment {name!r}"
-    change_number = raw.get("changeNumber")
-    if change_number is not None:
-        change_number = expect_int(change_number, f"{where}.changeNumber")
+    name, where, change_number = _header(raw, "rule-based segment")
 
     excluded = _optional(raw, "excluded", dict, where) or {}
     keys = excluded.get("keys") or []
