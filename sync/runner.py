@@ -150,10 +150,11 @@ class _Piece:
         self.rbs: dict[str, dict[str, Any] | None] = {}
         self.keys: dict[str, dict[str, int]] = {}
         self.units: dict[str, dict[str, Any]] = {}
+        self.drop: list[str] = []
         self.size = 0
 
     def __bool__(self) -> bool:
-        return bool(self.flags or self.rbs or self.keys or self.units)
+        return bool(self.flags or self.rbs or self.keys or self.units or self.drop)
 
     def to_json(self, header: dict[str, Any] | None) -> dict[str, Any]:
         piece: dict[str, Any] = {
@@ -167,6 +168,7 @@ class _Piece:
                 for segment, keys in self.keys.items()
             },
             "units": self.units,
+            "drop": self.drop,
         }
         if header is not None:
             piece["stage"] = header
@@ -387,6 +389,13 @@ class _Run:
 
     async def fetch_segments(self) -> None:
         required = self.required_segments(self.flags, self.rbs)
+        for unit in [u for u in self.units if u.startswith(SEGMENT_UNIT)]:
+            if unit[len(SEGMENT_UNIT) :] not in required:  # named by nothing any more
+                del self.units[unit]
+                self.changed_units.discard(unit)
+                self.piece.units.pop(unit, None)
+                self.piece.keys.pop(unit[len(SEGMENT_UNIT) :], None)
+                self.piece.drop.append(unit)
         staged = {u[len(SEGMENT_UNIT) :] for u in self.units if u.startswith(SEGMENT_UNIT)}
         new = sorted(n for n in required if n not in self.live_segments and n not in staged)
         halfway = sorted(n for n in required & staged if not self._done(SEGMENT_UNIT + n))

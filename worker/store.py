@@ -274,6 +274,13 @@ class PlanStore:
                         json.dumps(keys),
                     )
 
+        for unit in piece.get("drop", ()):  # staged work the next plan no longer needs
+            self._sql.execute("DELETE FROM stage_units WHERE unit = ?", unit)
+            if unit.startswith(SEGMENT_UNIT):
+                self._sql.execute(
+                    "DELETE FROM stage_keys WHERE segment = ?", unit[len(SEGMENT_UNIT) :]
+                )
+
         for unit, data in piece.get("units", {}).items():
             self._sql.execute(
                 "INSERT INTO stage_units (unit, data) VALUES (?, ?)"

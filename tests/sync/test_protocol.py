@@ -292,3 +292,18 @@ def test_overlapping_runs_cannot_interleave(fake_split, plan_store: PlanStore):
         assert "no longer holds" in str(error)
     else:
         raise AssertionError("a stale run wrote after losing its lease")
+
+
+def test_a_half_staged_segment_nothing_names_any_more_is_dropped(fake_split, plan_store):
+    fake_split.put_flag(flag("f"))
+    sync(fake_split, plan_store)
+    fake_split.page_size = 1
+    fake_split.put_flag(flag("f", "big"))
+    for i in range(6):
+        fake_split.change_segment("big", added=[f"k{i}"])
+    assert sync(fake_split, plan_store, limits=SyncLimits(subrequests=6)).outcome == "partial"
+    fake_split.put_flag(flag("f"))  # the flag stops naming the segment mid-way
+    report = sync(fake_split, plan_store)
+    assert report.outcome == "ok" and report.pending == []
+    assert_store_equals_server(plan_store, fake_split)
+    assert plan_store.begin_sync("x", 0, 1)["stage"] is None  # nothing left behind
