@@ -69,6 +69,8 @@ def _key_part(raw: Any, what: str) -> str:
 
 def is_unicode(text: str) -> bool:
     """False for text holding lone surrogates, which JSON allows and UTF-8 cannot carry."""
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
