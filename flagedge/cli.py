@@ -108,14 +108,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from flagedge.local import open_store
     from worker.evaluator import Evaluator
-    from worker.inputs import InputError, parse_flag_name, parse_key
+    from worker.inputs import InputError, parse_flag_name, parse_json, parse_key
     from worker.plan import Plan
     from worker.results import Label
 
     attributes = None
     if args.attributes is not None:
         try:
-            attributes = json.loads(args.attributes)
+            attributes = parse_json(args.attributes)
         except (ValueError, RecursionError) as error:
             print(f"flagedge eval: --attributes is not valid JSON: {error}", file=sys.stderr)
             return EXIT_USAGE

@@ -130,10 +130,10 @@ class DevServer:
 
         assert request is not None
         started = time.perf_counter()
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in request.headers
-        }
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in request.headers:  # repeated headers join, as fetch joins them
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         api_request = Request.build(
             request.method.decode("ascii"), request.target.decode("latin-1"), headers, bytes(body)
         )

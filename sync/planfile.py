@@ -14,13 +14,13 @@ since a file has no history to page through.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from sync.budget import Budget
 from sync.errors import BadResponse
+from worker.inputs import parse_json
 from worker.splitdata import Changes, DataError, SegmentChanges, parse_split_changes
 
 __all__ = ["PlanFile", "load_plan_file"]
@@ -33,6 +33,8 @@ MAX_PLAN_BYTES = 512 << 20
 def load_plan_file(path: Path) -> tuple[Changes, dict[str, list[str]], bytes]:
     """Read and check a plan file: its changes, its segments and its raw bytes."""
     try:
+        if not path.exists():
+            raise BadResponse(f"plan file {path} does not exist")
         if not path.is_file():
             raise BadResponse(f"plan file {path} is not a regular file")
         if path.stat().st_size > MAX_PLAN_BYTES:
@@ -41,7 +43,7 @@ def load_plan_file(path: Path) -> tuple[Changes, dict[str, list[str]], bytes]:
     except OSError as error:
         raise BadResponse(f"cannot read plan file {path}: {error.strerror or error}") from error
     try:
-        doc = json.loads(raw)
+        doc = parse_json(raw, max_depth=64)
     except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
         raise BadResponse(f"plan file {path} is not valid JSON: {error}") from error
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import json
 import logging
 from typing import Any
 
@@ -26,6 +25,7 @@ from sync.errors import (
     RequestError,
     SpecRejected,
 )
+from worker.inputs import parse_json
 from worker.settings import DEFAULT_SDK_URL
 from worker.splitdata import (
     Changes,
@@ -167,7 +167,7 @@ class SplitApi:
                 status = response.status_code
                 if status == 200:
                     try:
-                        return json.loads(body)
+                        return parse_json(body, max_depth=64)
                     except (
                         ValueError,
                         RecursionError,

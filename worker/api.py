@@ -34,7 +34,14 @@ from urllib.parse import parse_qs
 
 from worker.cache import PlanCache
 from worker.impressions import Outbox
-from worker.inputs import InputError, parse_attributes, parse_event, parse_flag_name, parse_key
+from worker.inputs import (
+    InputError,
+    parse_attributes,
+    parse_event,
+    parse_flag_name,
+    parse_json,
+    parse_key,
+)
 from worker.results import Result
 from worker.settings import Settings
 
@@ -47,6 +54,7 @@ logger = logging.getLogger("flagedge.api")
 
 Background = Callable[[Awaitable[None]], None]
 MAX_NAMES = 1000  # flags (or flag sets) in one call
+MAX_BODY = 1 << 20  # bytes; the same limit in the Worker and under flagedge dev
 Handler = Callable[["Request"], Awaitable["Response"]]
 
 
@@ -93,7 +101,7 @@ class Request:
         if not self.body:
             raise HttpError(400, "the request body is empty; send a JSON object")
         try:
-            return json.loads(self.body)
+            return parse_json(self.body)
         except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
             raise HttpError(400, f"the request body is not valid JSON: {error}") from error
 
@@ -140,7 +148,7 @@ class Route:
 
 def parse_json_param(text: str, name: str) -> Any:
     try:
-        return json.loads(text)
+        return parse_json(text)
     except (ValueError, RecursionError) as error:
         raise HttpError(400, f"{name} is not valid JSON: {error}") from error
 
@@ -159,6 +167,12 @@ def request_attributes(raw: Any) -> dict[str, Any] | None:
         return parse_attributes(raw)
     except InputError as error:
         raise HttpError(400, error.message) from error
+
+
+def _bearer(header: str) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (the scheme in any case)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _same(given: str, secret: str) -> bool:
@@ -225,6 +239,8 @@ class App:
                     {"allow": allowed},
                 )
             self._authorize(request, route)
+            if len(request.body) > MAX_BODY:
+                raise HttpError(413, f"the request body is over {MAX_BODY} bytes")
             response = await route.handler(request)
         except HttpError as error:
             response = self._error(route, error)
@@ -235,6 +251,10 @@ class App:
             self.outbox.flush_later(background)
         if origin is not None:
             response.headers.update(self._cors(origin))
+        elif self.settings.cors_origins:
+            response.headers["vary"] = (
+                "Origin"  # caches must not serve one origin's answer to another
+            )
         return response
 
     def _error(self, route: Route | None, error: HttpError) -> Response:
@@ -262,7 +282,7 @@ class App:
                     "(FLAGEDGE_ADMIN_TOKEN / Pulumi secret adminToken)",
                 )
             given = request.headers.get("authorization", "")
-            if not (given.startswith("Bearer ") and _same(given[7:], token)):
+            if not _same(_bearer(given) or "", token):
                 raise HttpError(
                     401, "send Authorization: Bearer <admin token>", {"www-authenticate": "Bearer"}
                 )
@@ -273,7 +293,7 @@ class App:
         given = request.headers.get("authorization", "")
         candidates = [
             given,
-            given[7:] if given.startswith("Bearer ") else "",
+            _bearer(given) or "",
             request.headers.get("x-api-key", ""),
         ]
         if not any(c and _same(c, token) for c in candidates):
@@ -287,7 +307,7 @@ class App:
 
     def _cors(self, origin: str) -> dict[str, str]:
         if not self._allowed(origin):
-            return {}
+            return {"vary": "Origin"}
         return {
             "access-control-allow-origin": "*" if "*" in self.settings.cors_origins else origin,
             "access-control-expose-headers": "ETag, Retry-After",
@@ -325,7 +345,7 @@ class App:
         all_flags: bool = False,
         traffic_type: str | None = None,
         explicit_bucketing: bool = False,
-        record: bool = True,
+        impressions_disabled: bool = False,
     ) -> dict[str, Result]:
         """Evaluate flags (named, in sets, or all) and record their impressions."""
         evaluator = await self.cache.get()
@@ -344,8 +364,11 @@ class App:
         results = evaluator.evaluate_many(
             key[0], names, attributes, bucketing_key=key[1], large=members
         )
-        if record and self.outbox is not None:
-            self.outbox.record(key[0], key[1] if explicit_bucketing else None, results)
+        if self.outbox is not None:
+            recorded = results
+            if impressions_disabled:  # counted and keyed, as Split does, but no impression
+                recorded = {n: r._replace(impressions_disabled=True) for n, r in results.items()}
+            self.outbox.record(key[0], key[1] if explicit_bucketing else None, recorded)
         return results
 
     def queue_event(
@@ -457,14 +480,31 @@ class App:
 
     async def health(self, request: Request) -> Response:
         ready, payload = await self.health_payload()
-        return Response.json(200 if ready else 503, payload)
+        if ready:
+            return Response.json(200, payload)
+        return Response.json(503, payload, {"retry-after": "60"})  # the cron runs every minute
 
     async def admin_sync(self, request: Request) -> Response:
         if self.sync is None:
             raise HttpError(501, "this runtime has no synchronizer")
         report = await self.sync()
-        status = {"busy": 409, "failed": 502}.get(report.outcome, 200)
-        return Response.json(status, {"line": report.line(), **report.status()})
+        if report.outcome == "busy":
+            raise HttpError(409, report.error or "another sync is running", {"retry-after": "5"})
+        status = report.status()
+        payload = {
+            "outcome": report.outcome,
+            "error": report.error,
+            "line": report.line(),
+            "published": report.published,
+            "planVersion": report.version,
+            "changeNumbers": {"flags": report.ff_till, "ruleBasedSegments": report.rbs_till},
+            "counts": status["counts"],
+            "requests": report.requests,
+            "durationMs": report.duration_ms,
+            "pending": report.pending,
+            "warnings": report.warnings,
+        }
+        return Response.json(502 if report.outcome == "failed" else 200, payload)
 
     # -- RPC: the same operations for another Worker, over a service binding ----------
 

@@ -16,12 +16,18 @@ the one route here that does not answer JSON.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
 from worker.api import HttpError, Request, Response, Route
-from worker.inputs import MAX_KEY_LENGTH, InputError, is_unicode, parse_flag_sets, utf16_length
+from worker.inputs import (
+    MAX_KEY_LENGTH,
+    InputError,
+    is_unicode,
+    parse_flag_sets,
+    parse_json,
+    utf16_length,
+)
 from worker.matchers import _JS_SPACE, to_number
 
 if TYPE_CHECKING:
@@ -82,13 +88,20 @@ def _attributes(raw: Any, errors: list[str]) -> dict[str, Any] | None:
     value = raw
     if isinstance(raw, str):
         try:
-            value = json.loads(raw)
+            value = parse_json(raw)
         except (ValueError, RecursionError):
             value = None
     if not isinstance(value, dict):
         errors.append("attributes must be a plain object.")
         return None
     return value
+
+
+def _impressions_disabled(request: Request, body: dict[str, Any]) -> bool:
+    """split-evaluator's switch: the query's ``impressions-disabled``, or the POST body's."""
+    if request.method == "POST" and "impressionsDisabled" in body:
+        return str(body["impressionsDisabled"]).lower() == "true"
+    return _one(request, "impressions-disabled") == "true"
 
 
 class _Client:
@@ -103,7 +116,7 @@ class _Client:
         if not request.body:
             return {}
         try:
-            body = json.loads(request.body)
+            body = parse_json(request.body)
         except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
             raise _ParseFailed(str(error)) from error
         return body if isinstance(body, dict) else {}
@@ -119,9 +132,7 @@ class _Client:
         attributes_raw = (
             body.get("attributes") if request.method == "POST" else _one(request, "attributes")
         )
-        disabled = _one(request, "impressions-disabled") == "true"
-        if request.method == "POST" and "impressionsDisabled" in body:
-            disabled = str(body["impressionsDisabled"]).lower() == "true"
+        disabled = _impressions_disabled(request, body)
         return (
             (key or "", bucketing or key or ""),
             bucketing is not None,
@@ -143,7 +154,11 @@ class _Client:
                     "you passed a null or undefined split-name, "
                     "split-name must be a non-empty string."
                 )
-            elif not isinstance(raw, str) or not raw.strip():
+            elif not isinstance(raw, str):
+                errors.append(
+                    "you passed an invalid split-name, split-name must be a non-empty string."
+                )
+            elif not raw.strip():
                 errors.append(
                     "you passed an empty split-name, split-name must be a non-empty string."
                 )
@@ -175,11 +190,15 @@ class _Client:
                 attributes,
                 sets=parse_flag_sets(sets),
                 explicit_bucketing=explicit,
-                record=not disabled,
+                impressions_disabled=disabled,
             )
         else:
             results = await app.results(
-                key, attributes, flags=names, explicit_bucketing=explicit, record=not disabled
+                key,
+                attributes,
+                flags=names,
+                explicit_bucketing=explicit,
+                impressions_disabled=disabled,
             )
 
         def shape(treatment: str, cfg: str | None) -> dict[str, Any]:
@@ -198,6 +217,7 @@ class _Client:
         except _ParseFailed as failure:
             return failure.response(request)
         errors: list[str] = []
+        disabled = _impressions_disabled(request, body)
         entries = self._keys(_one(request, "keys"), errors)
         attributes_raw = (
             body.get("attributes") if request.method == "POST" else _one(request, "attributes")
@@ -213,6 +233,7 @@ class _Client:
                 all_flags=True,
                 traffic_type=traffic_type,
                 explicit_bucketing=bucketing is not None,
+                impressions_disabled=disabled,
             )
             answer[traffic_type] = {
                 name: (
@@ -230,7 +251,7 @@ class _Client:
             errors.append("you passed null or undefined keys, keys must be a non-empty array.")
             return []
         try:
-            items = json.loads(raw) if isinstance(raw, str) else None
+            items = parse_json(raw) if isinstance(raw, str) else None
         except (ValueError, RecursionError):
             items = None
         if not isinstance(items, list):
@@ -317,7 +338,7 @@ class _Client:
         raw_properties = _one(request, "properties")
         if isinstance(raw_properties, str):
             try:
-                parsed = json.loads(raw_properties)
+                parsed = parse_json(raw_properties)
             except (ValueError, RecursionError):
                 parsed = None
             properties = parsed if isinstance(parsed, dict) else None  # ignored, as there

@@ -243,6 +243,7 @@ class Sender:
         return failed
 
     async def _post(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> bool:
+        """True when sent, or refused for good; False when worth sending again."""
         try:
             response = await self._client.post(
                 url,
@@ -258,11 +259,17 @@ class Sender:
         except httpx.HTTPError as error:
             logger.warning("POST %s failed: %s; kept for the next flush", url, error)
             return False
-        if response.status_code >= 300:
-            logger.warning(
-                "POST %s answered HTTP %d; kept for the next flush", url, response.status_code
-            )
+        status = response.status_code
+        if status >= 500 or status in (408, 429):
+            logger.warning("POST %s answered HTTP %d; kept for the next flush", url, status)
             return False
+        if status >= 300:  # a refusal that sending again cannot change: do not block the rest
+            logger.error(
+                "POST %s answered HTTP %d; the batch is dropped: %s",
+                url,
+                status,
+                response.text[:200],
+            )
         return True
 
 

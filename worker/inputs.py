@@ -14,6 +14,7 @@ the label the evaluation reports and a message a 400 can show.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ __all__ = [
     "parse_event",
     "parse_flag_name",
     "parse_flag_sets",
+    "parse_json",
     "parse_key",
     "utf16_length",
 ]
@@ -152,6 +154,8 @@ def parse_event(
     matching, _ = parse_key(key)
     if not isinstance(traffic_type, str) or not traffic_type.strip():
         raise InputError("invalid event", "trafficType must be a non-empty string")
+    if event_type is None:
+        raise InputError("invalid event", "eventType is required")
     if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
         raise InputError(
             "invalid event",
@@ -192,3 +196,34 @@ def parse_event(
         "value": value,
         "properties": clean,
     }
+
+
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for text from outside, refusing nesting past ``max_depth``.
+
+    The depth is measured without recursion before parsing: in the Worker's
+    Pyodide a deep document would exhaust the JavaScript stack (a fatal error
+    for the isolate) before Python could raise RecursionError. NaN and
+    Infinity, which JSON does not have, are refused too. Raises ValueError.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if text.count("[") + text.count("{") > max_depth:
+        depth = 0
+        for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub('""', text)):
+            if bracket in "[{":
+                depth += 1
+                if depth > max_depth:
+                    raise ValueError(f"JSON nested deeper than {max_depth} levels")
+            else:
+                depth -= 1
+    return json.loads(text, parse_constant=_refuse_constant)

@@ -77,8 +77,19 @@ def _string_to_number(text: str) -> float | None:
     if _JS_DECIMAL.fullmatch(text):
         return float(text.replace("Infinity", "inf"))
     if _JS_RADIX.fullmatch(text):
-        return float(int(text, 0))
+        try:
+            return float(int(text, 0))
+        except (OverflowError, ValueError):  # past float range (or int's digit limit)
+            return math.inf
     return None
+
+
+def _as_float(value: int | float) -> float:
+    """A JSON number as JavaScript holds it: an integer past float range is Infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def to_number(value: Any) -> float | None:
@@ -86,14 +97,17 @@ def to_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, int | float):
-        number = float(value)
+        number = _as_float(value)
         return None if math.isnan(number) else number
     if value is None:
         return 0.0
     if isinstance(value, str):
         return _string_to_number(value)
     if isinstance(value, list):
-        return _string_to_number(_array_to_string(value))
+        try:
+            return _string_to_number(_array_to_string(value))
+        except ValueError:
+            return None
     return None
 
 
@@ -121,25 +135,30 @@ def _number_to_string(value: float) -> str:
     return f"{sign}{mantissa}e{'+' if power > 0 else '-'}{abs(power)}"
 
 
-def _js_string(value: Any) -> str:
+_MAX_NESTING = 32  # deeper arrays read as no input rather than recursing further
+
+
+def _js_string(value: Any, depth: int = 0) -> str:
     """JavaScript's ``String(value)`` for JSON values."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value) if abs(value) < _MAX_SAFE else _number_to_string(float(value))
+        return str(value) if abs(value) < _MAX_SAFE else _number_to_string(_as_float(value))
     if isinstance(value, float):
         return _number_to_string(value)
     if value is None:
         return "null"
     if isinstance(value, list):
-        return _array_to_string(value)
+        return _array_to_string(value, depth + 1)
     return "[object Object]"
 
 
-def _array_to_string(items: list[Any]) -> str:
-    return ",".join("" if item is None else _js_string(item) for item in items)
+def _array_to_string(items: list[Any], depth: int = 0) -> str:
+    if depth > _MAX_NESTING:
+        raise ValueError("an array nested too deep to read")
+    return ",".join("" if item is None else _js_string(item, depth) for item in items)
 
 
 def to_string(value: Any) -> str | None:
@@ -158,7 +177,10 @@ def to_string(value: Any) -> str | None:
 def _to_set(value: Any) -> frozenset[str] | None:
     if not isinstance(value, list) or not value:
         return None
-    return frozenset(_js_string(item) for item in value)
+    try:
+        return frozenset(_js_string(item) for item in value)
+    except ValueError:
+        return None
 
 
 def _to_boolean(value: Any) -> bool | None:
@@ -248,7 +270,7 @@ def _number(value: Any, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DataError(f"{where} must be a number")
-    return float(value)
+    return _as_float(value)
 
 
 _NUMERIC = {"EQUAL_TO", "GREATER_THAN_OR_EQUAL_TO", "LESS_THAN_OR_EQUAL_TO", "BETWEEN"}

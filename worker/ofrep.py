@@ -25,12 +25,11 @@ other context fields   attributes
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from worker.api import Request, Response, Route
-from worker.inputs import InputError, parse_key
+from worker.inputs import InputError, parse_flag_name, parse_json, parse_key
 from worker.results import CONTROL, Label, Result
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ def _context(request: Request) -> tuple[tuple[str, str], dict[str, Any]]:
     if not request.body:
         raise _Refused(400, "PARSE_ERROR", 'the request body is empty; send {"context": {...}}')
     try:
-        body = json.loads(request.body)
+        body = parse_json(request.body)
     except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nested too deep
         raise _Refused(
             400, "PARSE_ERROR", f"the request body is not valid JSON: {error}"
@@ -127,6 +126,10 @@ def register(app: App) -> None:
         flag = unquote(request.path[len(SINGLE) :])
         try:
             key, attributes = _context(request)
+            try:
+                flag = parse_flag_name(flag)
+            except InputError as error:
+                raise _Refused(400, "GENERAL", f"flag key: {error.message}") from error
         except _Refused as refused:
             return Response.json(
                 refused.status,

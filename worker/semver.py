@@ -24,14 +24,26 @@ def _is_number(part: str) -> bool:
     return part.isascii() and part.isdigit()
 
 
+def _digits(part: str) -> str:
+    """A numeric part without leading zeros; kept as text, so any length compares."""
+    return part.lstrip("0") or "0"
+
+
+def _numeric_order(a: str, b: str) -> int:
+    """Compare two normalized digit strings as numbers."""
+    if len(a) != len(b):
+        return -1 if len(a) < len(b) else 1
+    return (a > b) - (a < b)
+
+
 @total_ordering
 class Semver:
     __slots__ = ("core", "pre", "text")
 
-    def __init__(self, core: tuple[int, int, int], pre: tuple[str, ...], metadata: str | None):
+    def __init__(self, core: tuple[str, str, str], pre: tuple[str, ...], metadata: str | None):
         self.core = core
         self.pre = pre
-        text = ".".join(map(str, core))
+        text = ".".join(core)
         if pre:
             text += "-" + ".".join(pre)
         if metadata is not None:
@@ -52,8 +64,10 @@ class Semver:
         return self._compare(other)
 
     def _compare(self, other: Semver) -> int:
-        if self.core != other.core:
-            return -1 if self.core < other.core else 1
+        for mine, theirs in zip(self.core, other.core, strict=True):
+            order = _numeric_order(mine, theirs)
+            if order:
+                return order
         if not self.pre or not other.pre:
             # A release outranks every pre-release of the same core.
             return (not self.pre) - (not other.pre)
@@ -61,7 +75,7 @@ class Semver:
             if mine == theirs:
                 continue
             if _is_number(mine) and _is_number(theirs):
-                return -1 if int(mine) < int(theirs) else 1
+                return _numeric_order(mine, theirs)
             return -1 if mine < theirs else 1
         return (len(self.pre) > len(other.pre)) - (len(self.pre) < len(other.pre))
 
@@ -88,11 +102,11 @@ def parse_semver(text: object) -> Semver | None:
         identifiers = text[dash + 1 :].split(".")
         if any(not part for part in identifiers):
             return None
-        pre = tuple(str(int(p)) if _is_number(p) else p for p in identifiers)
+        pre = tuple(_digits(p) if _is_number(p) else p for p in identifiers)
         text = text[:dash]
 
     parts = text.split(".")
     if len(parts) != 3 or not all(_is_number(p) for p in parts):
         return None
-    major, minor, patch = (int(p) for p in parts)
+    major, minor, patch = (_digits(p) for p in parts)
     return Semver((major, minor, patch), pre, metadata)

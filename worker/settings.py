@@ -216,7 +216,13 @@ def normalize_flag_sets(values: list[str]) -> tuple[str, ...]:
 def _parse(setting: Setting, raw: str) -> Any:
     kind = setting.kind
     text = raw.strip()
-    if kind in ("str", "secret"):
+    if kind == "secret":
+        # A token pasted with a newline would lock every route: trim it, and refuse
+        # one that is nothing but whitespace (it would neither protect nor work).
+        if raw and not raw.strip():
+            raise ValueError("is only whitespace; unset it or give a real value")
+        return raw.strip()
+    if kind == "str":
         return raw
     if kind == "url":
         if not re.match(r"^https?://[^\s/]+", text):
@@ -227,11 +233,15 @@ def _parse(setting: Setting, raw: str) -> Any:
             raise ValueError(f"{text!r} is not a boolean (true/false)")
         return _BOOLEANS[text.lower()]
     if kind == "int":
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError(f"{text!r} is not a whole number")
         value = int(text)
         if value < setting.minimum:
             raise ValueError(f"{value} is below the least useful value, {setting.minimum:g}")
         return value
     if kind == "float":
+        if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", text):
+            raise ValueError(f"{text!r} is not a number")
         number = float(text)
         if not math.isfinite(number) or number < setting.minimum:
             raise ValueError(f"{text!r} is not a number of at least {setting.minimum:g}")
@@ -260,6 +270,12 @@ def _parse(setting: Setting, raw: str) -> Any:
         items = [part.strip() for part in raw.split(",") if part.strip()]
         if setting.attr == "flag_sets":
             return normalize_flag_sets(items)
+        if setting.attr == "cors_origins":
+            bad = [o for o in items if o != "*" and not re.fullmatch(r"https?://[^/\s]+", o)]
+            if bad:
+                raise ValueError(
+                    f"{', '.join(map(repr, bad))}: an origin is scheme://host[:port] or *"
+                )
         return tuple(items)
     raise AssertionError(kind)
 

@@ -461,3 +461,72 @@ def test_rpc_methods_answer_like_the_routes(state):
     asyncio.run(run())
     # One per evaluated flag; none for the flag not in the plan.
     assert sum(len(b.impressions) for b in captured.batches) == 4
+
+
+# -- regressions found by trying to break the new routes ------------------------------
+
+
+def test_ofrep_trims_flag_keys_and_refuses_an_empty_one(app):
+    answer = ofrep(app, "/ofrep/v1/evaluate/flags/%20sample_feature%20", {"targetingKey": "user1"})
+    assert answer.status == 200 and answer.payload()["key"] == "sample_feature"
+    empty = ofrep(app, "/ofrep/v1/evaluate/flags/%20", {"targetingKey": "user1"})
+    assert empty.status == 400 and empty.payload()["errorCode"] == "GENERAL"
+
+
+def test_impressions_disabled_still_counts_and_keeps_the_key(state):
+    app, captured = make_app(state)
+    keys = json.dumps([{"matchingKey": "u", "trafficType": "user"}])
+    call(app, "GET", f"/client/get-all-treatments?keys={keys}&impressions-disabled=true")
+    call(
+        app,
+        "POST",
+        "/client/get-treatment?key=v&split-name=all_feature",
+        {"impressionsDisabled": True},
+    )
+    recorded = captured.batches
+    assert all(batch.impressions == [] for batch in recorded)
+    recorder = app.outbox.recorder
+    batch = recorder.take(10**13, everything=True)
+    assert batch.unique_keys == {"rbs_feature_flag": {"u"}, "all_feature": {"v"}}
+
+
+def test_a_sync_already_running_is_a_409_with_retry_after(state):
+    async def busy():
+        from sync.runner import SyncReport
+
+        return SyncReport(outcome="busy", started_ms=1, error="another sync run holds the store")
+
+    app, _ = make_app(state, admin_token="adm1n")
+    app.sync = busy
+    answer = call(app, "POST", "/admin/sync", headers={"Authorization": "bearer adm1n"})
+    assert answer.status == 409 and answer.headers["retry-after"] == "5"
+    assert "another sync" in answer.payload()["error"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/treatment?key=zed&flag=sample_feature&attributes=" + json.dumps({"n": "0x" + "f" * 300}),
+        "/treatment?key=zed&flag=sample_feature&attributes="
+        + json.dumps({"v": "1" * 5000 + ".0.0"}),
+    ],
+)
+def test_extreme_attribute_values_evaluate_instead_of_failing(app, target):
+    answer = call(app, "GET", target)
+    assert answer.status == 200 and answer.payload()["label"] != "exception"
+
+
+def test_json_nesting_and_non_json_numbers_are_refused(app):
+    deep = call(
+        app,
+        "POST",
+        "/treatments",
+        raw=b'{"key": "a", "flags": ["f"], "attributes": {"x": ' + b"[" * 40 + b"]" * 40 + b"}}",
+    )
+    assert deep.status == 400 and "nested deeper than 32" in deep.payload()["error"]
+    nan = call(
+        app, "POST", "/treatments", raw=b'{"key": "a", "flags": ["f"], "attributes": {"x": NaN}}'
+    )
+    assert nan.status == 400
+    big = call(app, "POST", "/treatments", raw=b" " * (1 << 20) + b'{"key": "a", "flags": ["f"]}')
+    assert big.status == 413

@@ -183,3 +183,20 @@ def test_event_properties_keep_only_values_split_accepts():
     event = parse_event("k", "USER", "buy", 2, {"a": 1, "b": "x", "c": True, "d": None, "e": [1]})
     assert event["trafficTypeName"] == "user"
     assert event["properties"] == {"a": 1, "b": "x", "c": True, "d": None, "e": None}
+
+
+def test_a_batch_the_events_api_refuses_for_good_is_dropped_not_retried(fake_events):
+    fake_events.status = 400
+
+    async def scenario():
+        async with httpx.AsyncClient() as client:
+            sender = Sender(
+                client, "k", events_url=fake_events.url, telemetry_url=fake_events.url, mode="DEBUG"
+            )
+            outbox = Outbox(Recorder("DEBUG"), sender, clock=lambda: HOUR / 1000)
+            outbox.record("k", None, {"f": ON})
+            await outbox.flush()
+            assert outbox.recorder._pending.impressions == []  # dropped, not requeued
+
+    asyncio.run(scenario())
+    assert len(fake_events.bodies("/testImpressions/bulk")) == 1

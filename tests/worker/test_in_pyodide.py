@@ -332,3 +332,23 @@ except StoreError as error:
     assert outcome[0] == "refused"
     assert "segments not yet synced: missing" in outcome[1]
     assert outcome[2:] == [0, 0]  # the rebuild's deletes were rolled back with it
+
+
+def test_deep_json_is_refused_and_the_isolate_survives(synced):
+    deep = (
+        '{"key": "a", "flags": ["all_feature"], "attributes": {"x": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}}"
+    )
+    answer = synced.fetch("POST", "/treatments", body=deep)
+    assert answer.status == 400 and "nested deeper than 32" in answer.json()["error"]
+    nested = (
+        '{"key": "a", "flags": ["all_feature"], "attributes": {"n": '
+        + "[" * 30
+        + "7"
+        + "]" * 30
+        + "}}"
+    )
+    assert synced.fetch("POST", "/treatments", body=nested).status == 200
+    assert synced.fetch("GET", "/health").status == 200  # Pyodide is still alive
