@@ -21,7 +21,6 @@ from sync.errors import (
     AuthError,
     BadResponse,
     FetchError,
-    OutOfBudget,
     RequestError,
     SpecRejected,
 )
@@ -208,7 +207,3 @@ class SplitApi:
             logger.debug("GET %s: %s; retry %d in %.2fs", path, last_problem, attempt, delay)
             await budget.sleep(delay)
         raise FetchError(f"GET {path} failed {self.retry.attempts} times; last: {last_problem}")
-
-
-# Raised by ``Budget.take`` inside the loop above; re-exported for callers.
-OutOfBudget = OutOfBudget

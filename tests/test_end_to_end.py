@@ -4,6 +4,7 @@ isolate cache -> evaluator -> HTTP API, all real, on loopback."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -44,7 +45,7 @@ def test_sync_pages_split_changes_then_the_http_api_serves_the_table(fake_split,
                 for key, flag, attributes, treatment in TABLE:
                     params = {"key": key, "flag": flag}
                     if attributes:
-                        params["attributes"] = __import__("json").dumps(attributes)
+                        params["attributes"] = json.dumps(attributes)
                     answer = await http.get("/treatment", params=params)
                     assert answer.status_code == 200
                     assert answer.json()["treatment"] == treatment, (key, flag)

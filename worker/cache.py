@@ -54,7 +54,6 @@ class PlanCache:
         self.clock = clock
         self.version = -1
         self.evaluator = Evaluator(None, fallbacks)
-        self.store_calls = 0
         self._fresh_until = float("-inf")
         self._pending: asyncio.Future[Evaluator] | None = None
 
@@ -78,7 +77,6 @@ class PlanCache:
             self._pending = None
 
     async def _revalidate(self) -> Evaluator:
-        self.store_calls += 1
         try:
             snapshot = await self.reader.read_plan(self.version, self.max_segment_size)
         except Exception as error:  # keep serving what we have; ask again next request
@@ -102,5 +100,4 @@ class PlanCache:
         """Which large ``segments`` hold ``key``: one store call, none when no segment is large."""
         if not segments:
             return frozenset()
-        self.store_calls += 1
         return frozenset(await self.reader.memberships(key, sorted(segments)))

@@ -38,12 +38,6 @@ __all__ = ["register"]
 _EVENT_TYPE = re.compile(r"^[a-zA-Z0-9][-_.:a-zA-Z0-9]{0,79}$")
 
 
-class _Invalid(Exception):
-    def __init__(self, messages: list[str]) -> None:
-        super().__init__("; ".join(messages))
-        self.messages = messages
-
-
 def _one(request: Request, name: str) -> str | list[str] | None:
     values = request.query.get(name)
     if values is None:

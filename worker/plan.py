@@ -37,8 +37,6 @@ __all__ = [
     "check_rule_based_segment",
 ]
 
-_MISSING = object()
-
 
 class Condition:
     """One condition: matchers (AND), and the result for each bucket."""

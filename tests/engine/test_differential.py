@@ -20,6 +20,7 @@ Runs are deterministic; set FLAGEDGE_HYPOTHESIS_RANDOM=1 to explore new examples
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 from collections import Counter
@@ -180,9 +181,7 @@ def known_disagreement(
             python = (
                 None
                 if value == "" or value is None
-                else parse_semver(
-                    __import__("json").dumps(value) if not isinstance(value, str) else value
-                )
+                else parse_semver(json.dumps(value) if not isinstance(value, str) else value)
             )
             if (reference is None) == (python is None):
                 return None
