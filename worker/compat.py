@@ -65,6 +65,20 @@ def _check_key(raw: Any, kind: str, errors: list[str]) -> str | None:
     return text
 
 
+def _required_text(raw: Any, kind: str, errors: list[str], *, strip: bool = True) -> str | None:
+    """A required text parameter, with split-evaluator's three messages for it."""
+    must = f"{kind} must be a non-empty string."
+    if raw is None:
+        errors.append(f"you passed a null or undefined {kind}, {must}")
+    elif not isinstance(raw, str):
+        errors.append(f"you passed an invalid {kind}, {must}")
+    elif not (raw.strip() if strip else raw):
+        errors.append(f"you passed an empty {kind}, {must}")
+    else:
+        return raw
+    return None
+
+
 def _names(raw: Any, kind: str, errors: list[str], empty_message: str) -> list[str]:
     if raw is None:
         errors.append(f"you passed a null or undefined {kind}, {kind} must be a non-empty array.")
@@ -141,24 +155,8 @@ class _Client:
         except _ParseFailed as failure:
             return failure.response(request)
         if mode == "one":
-            raw = _one(request, "split-name")
-            name = None
-            if raw is None:
-                errors.append(
-                    "you passed a null or undefined split-name, "
-                    "split-name must be a non-empty string."
-                )
-            elif not isinstance(raw, str):
-                errors.append(
-                    "you passed an invalid split-name, split-name must be a non-empty string."
-                )
-            elif not raw.strip():
-                errors.append(
-                    "you passed an empty split-name, split-name must be a non-empty string."
-                )
-            else:
-                name = raw.strip()
-            names = [name] if name else []
+            name = _required_text(_one(request, "split-name"), "split-name", errors)
+            names = [name.strip()] if name else []
         elif mode == "many":
             names = _names(
                 _one(request, "split-names"),
@@ -290,28 +288,9 @@ class _Client:
     async def track(self, request: Request) -> Response:
         errors: list[str] = []
         key = _check_key(_one(request, "key"), "key", errors)
-        traffic = _one(request, "traffic-type")
-        if traffic is None:
-            errors.append(
-                "you passed a null or undefined traffic-type, "
-                "traffic-type must be a non-empty string."
-            )
-        elif not isinstance(traffic, str):
-            errors.append(
-                "you passed an invalid traffic-type, traffic-type must be a non-empty string."
-            )
-        elif not traffic.strip():
-            errors.append(
-                "you passed an empty traffic-type, traffic-type must be a non-empty string."
-            )
-        event = _one(request, "event-type")
-        if event is None:
-            errors.append(
-                "you passed a null or undefined event-type, event-type must be a non-empty string."
-            )
-        elif not isinstance(event, str) or not event:
-            errors.append("you passed an empty event-type, event-type must be a non-empty string.")
-        elif not _EVENT_TYPE.match(event):
+        traffic = _required_text(_one(request, "traffic-type"), "traffic-type", errors)
+        event = _required_text(_one(request, "event-type"), "event-type", errors, strip=False)
+        if event is not None and not _EVENT_TYPE.match(event):
             errors.append(
                 f'you passed "{event}", event-type must adhere to the regular expression '
                 "/^[a-zA-Z0-9][-_.:a-zA-Z0-9]{0,79}$/g. This means an event_type must be "
