@@ -256,9 +256,7 @@ class Evaluator:
                 result = Evaluation(plan, matching, bucketing, attributes, large).result_of(name)
         except InputError as error:
             result = control(error.label, impression=False)
-        except (_Cycle, RecursionError):
-            result = _EXCEPTION
-        except Exception:  # never raise to a caller: the SDKs' contract
+        except Exception:  # a cycle, or any failure: never raise to a caller (the SDKs' contract)
             result = _EXCEPTION
         return self.fallbacks.apply(name, result)
 
@@ -297,10 +295,7 @@ class Evaluator:
             else:
                 try:
                     result = evaluation.result_of(name)
-                except (_Cycle, RecursionError):
-                    result = _EXCEPTION
-                    evaluation.active.clear()
-                except Exception:  # one broken flag must not fail the others
+                except Exception:  # a cycle or a failure: one broken flag fails no other
                     result = _EXCEPTION
                     evaluation.active.clear()
             results[name] = self.fallbacks.apply(name, result)
