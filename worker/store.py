@@ -140,10 +140,15 @@ class PlanStore:
                 large[name] = size
             else:
                 segments[name] = []
-        for segment, key in self._sql.execute("SELECT segment, key FROM segment_keys"):
-            members = segments.get(segment)
-            if members is not None:
-                members.append(key)
+        # Only the small segments' keys: a large one's stay here, unread.
+        rows = self._sql.execute(
+            "SELECT k.segment, k.key FROM segment_keys AS k JOIN segments AS s"
+            " ON s.name = k.segment WHERE ? < 0 OR s.size <= ?",
+            max_segment_size,
+            max_segment_size,
+        )
+        for segment, key in rows:
+            segments[segment].append(key)
 
         return {
             "version": version,
